@@ -1,0 +1,199 @@
+"""Typed, validated configurations of the three run stages.
+
+Each stage is one dataclass whose fields carry `help` metadata (as in Hugging Face's
+`run_xnli.py`). The same field names are the notebooks' parameters, the keys of the
+params YAML and the keys of a run's `config.json`: a field is declared once, here (the
+training fields once, in `xfer_nb.train.TrainingArgs`), and never copied by hand.
+
+`from_dict` rejects unknown keys and wrong types with a message that names the key, the
+value and what is allowed, before anything runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from xfer_nb.train import TrainingArgs
+
+EMBEDDED_MODEL = "embedded:multilingual-e5-small"
+NO_INTERMEDIATE = "none"
+
+
+def _help(text: str, **kw) -> dict:
+    return {"metadata": {"help": text}, **kw}
+
+
+class ConfigError(ValueError):
+    """A parameter has an unknown name, a wrong type or a value outside what is allowed."""
+
+
+@dataclass
+class DataSource:
+    data_source: str = field(default="local", **_help("'local' (a folder in XTREME's download layout) or 'hub' (Hugging Face datasets)."))
+    data_dir: str | None = field(default=None, **_help("Local data folder; default $XFER_NB_DATA or ../shared/data."))
+
+    def __post_init__(self):
+        if self.data_source not in ("local", "hub"):
+            raise ConfigError(f"data_source={self.data_source!r} is not allowed; use 'local' or 'hub'.")
+
+
+@dataclass
+class PrepareConfig(DataSource):
+    """Stage 1: draw the intermediate-task training subset (nested per seed)."""
+
+    intermediate_task: str = field(default="xnli", **_help("Intermediate task, or several joined by '+' for multi-task (e.g. 'xnli+pawsx')."))
+    intermediate_size: int = field(default=1000, **_help("Total number of intermediate training examples, spread evenly over the languages."))
+    language_set: str = field(default="en", **_help("Name of the intermediate language set (a key of the params file's language_sets)."))
+    intermediate_languages: list[str] = field(default_factory=lambda: ["en"], **_help("Languages of the intermediate data (ISO 639-1 codes)."))
+    seed: int = field(default=0, **_help("Seed of the subset draw; the size-N subset is inside the size-M subset (N < M) for one seed."))
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.intermediate_size <= 0:
+            raise ConfigError(f"intermediate_size={self.intermediate_size} must be > 0 for a prepare run "
+                              f"(size 0 means the no-intermediate baseline, which has no prepare run).")
+        if not self.intermediate_languages:
+            raise ConfigError("intermediate_languages=[] is empty; give at least one language.")
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.intermediate_task.split("+")
+
+
+@dataclass
+class ModelFields:
+    model_name_or_path: str = field(default=EMBEDDED_MODEL, **_help(f"Base encoder: a hub name (e.g. 'xlm-roberta-large'), a local folder, or '{EMBEDDED_MODEL}' (offline)."))
+    max_seq_length: int = field(default=128, **_help("Maximum tokens per input after tokenisation (QA: window length)."))
+
+    def __post_init__(self):
+        if self.max_seq_length < 8:
+            raise ConfigError(f"max_seq_length={self.max_seq_length} is too small; use at least 8.")
+
+
+@dataclass
+class IntermediateConfig(TrainingArgs, ModelFields):
+    """Stage 2: train the base encoder on the prepared intermediate data; save the encoder."""
+
+    max_train_examples_per_task: int = field(default=-1, **_help("Cap on examples per intermediate task (-1: all prepared ones)."))
+
+    def __post_init__(self):
+        _check_all(self, TrainingArgs, ModelFields)
+
+
+@dataclass
+class TargetConfig(TrainingArgs, ModelFields, DataSource):
+    """Stage 3: train on the target task's English data, then evaluate zero-shot in every language."""
+
+    target_task: str = field(default="pawsx", **_help("XTREME target task: xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa, tatoeba, bucc2018."))
+    max_train_examples: int = field(default=-1, **_help("Cap on English training examples (-1: all)."))
+    eval_languages: list[str] = field(default_factory=list, **_help("Evaluation languages; empty: every language the task has."))
+    max_eval_examples: int = field(default=-1, **_help("Cap on evaluation examples per language (-1: all)."))
+    eval_batch_size: int = field(default=64, **_help("Batch size for evaluation (length-sorted)."))
+    retrieval_layer: int = field(default=-1, **_help("Hidden layer for retrieval embeddings (-1: the middle layer, as in the paper)."))
+    retrieval_pooling: str = field(default="mean", **_help("Pooling for retrieval embeddings: 'mean' or 'cls'."))
+
+    def __post_init__(self):
+        _check_all(self, TrainingArgs, ModelFields, DataSource)
+        if self.retrieval_pooling not in ("mean", "cls"):
+            raise ConfigError(f"retrieval_pooling={self.retrieval_pooling!r} is not allowed; use 'mean' or 'cls'.")
+
+
+def _check_all(cfg, *bases: type) -> None:
+    """Run each base's own checks (dataclass inheritance calls only the first)."""
+    for base in bases:
+        check = base.__dict__.get("__post_init__")
+        if check is not None:
+            check(cfg)
+
+
+STAGES: dict[str, type] = {
+    "prepare": PrepareConfig,
+    "intermediate": IntermediateConfig,
+    "target": TargetConfig,
+}
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def field_help(cls: type) -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Check (and gently coerce int→float) a value against a type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            ok, coerced = _type_ok(value, option)
+            if ok:
+                return True, coerced
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        out = []
+        for v in value:
+            ok, c = _type_ok(v, item)
+            if not ok:
+                return False, value
+            out.append(c)
+        return True, out
+    if hint is Any:
+        return True, value
+    if hint is float:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, (int, float)):
+            return True, float(value)
+        return False, value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is str:
+        return isinstance(value, str), value
+    return isinstance(value, hint), value
+
+
+def from_dict(cls: type, values: dict[str, Any], *, where: str = "") -> Any:
+    """Build a stage config, failing on unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    names = field_names(cls)
+    prefix = f"{where}: " if where else ""
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"{prefix}unknown parameter(s) {unknown} for {cls.__name__}; allowed: {names}")
+    clean = {}
+    for key, value in values.items():
+        ok, coerced = _type_ok(value, hints[key])
+        if not ok:
+            raise ConfigError(f"{prefix}parameter {key}={value!r} has type {type(value).__name__}; "
+                              f"{cls.__name__}.{key} expects {_type_name(hints[key])}")
+        clean[key] = coerced
+    try:
+        return cls(**clean)
+    except ConfigError as err:
+        raise ConfigError(f"{prefix}{err}") from None
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{prefix}{err}") from None
+
+
+def from_namespace(cls: type, namespace: dict[str, Any]) -> Any:
+    """Build a stage config from a notebook's globals (its parameters cell)."""
+    return from_dict(cls, {k: namespace[k] for k in field_names(cls) if k in namespace})
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -1,0 +1,197 @@
+"""Params YAML → the grid of runs, validated before anything runs.
+
+A params file names the axes and the fixed settings:
+
+    extends: defaults.yaml          # optional; merged recursively, this file wins
+    name: smoke
+    axes:                           # the grid is the product of these lists ...
+      intermediate_task: [none, xnli]
+      intermediate_size: [64, 256]
+      language_set: [en, en+close]
+      target_task: [pawsx, udpos]
+      seed: [0, 1]
+    exclude:                        # ... minus the points matching any of these
+      - {language_set: en+close, intermediate_size: 64}
+    language_sets: {en: [en], en+close: [en, fr, de]}
+    settings: {model_name_or_path: ...}   # every stage that has the field
+    prepare: {...}  intermediate: {...}  target: {...}   # one stage's fields
+    sweep: {...}                    # how to run (workers, executor, slurm)
+
+An axis value or setting goes to every stage whose config has that field. The
+no-intermediate baseline (task `none` or size 0) is one point per seed and target task,
+whatever the size and language-set axes say. Each stage runs once per distinct config:
+one prepare run serves every intermediate run on it, and one intermediate run serves
+every target task trained on it.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xfer_nb import config as C
+from xfer_nb.runs import RunSpec
+
+TOP_KEYS = ("extends", "name", "description", "axes", "exclude", "language_sets", "settings",
+            "prepare", "intermediate", "target", "sweep")
+STAGE_ORDER = ("prepare", "intermediate", "target")
+
+
+@dataclass
+class Plan:
+    """The expanded grid: unique run specs per stage, and each grid point's target run."""
+
+    name: str
+    params: dict[str, Any]
+    stages: dict[str, list[RunSpec]] = field(default_factory=lambda: {s: [] for s in STAGE_ORDER})
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+    def all_specs(self) -> list[RunSpec]:
+        return [spec for stage in STAGE_ORDER for spec in self.stages[stage]]
+
+    def counts(self) -> dict[str, int]:
+        return {stage: len(specs) for stage, specs in self.stages.items()}
+
+
+def load_params(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a params file with safe YAML loading, merging what it `extends`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"params file {str(path)!r} does not exist")
+    with open(path, encoding="utf-8") as f:
+        params = yaml.safe_load(f) or {}
+    if not isinstance(params, dict):
+        raise C.ConfigError(f"{path}: a params file must be a mapping, got {type(params).__name__}")
+    unknown = sorted(set(params) - set(TOP_KEYS))
+    if unknown:
+        raise C.ConfigError(f"{path}: unknown top-level key(s) {unknown}; allowed: {list(TOP_KEYS)}")
+    base = params.pop("extends", None)
+    if base:
+        params = _merge(load_params(path.parent / base), params)
+    params.setdefault("name", path.stem)
+    return params
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _stage_fields() -> dict[str, set[str]]:
+    return {stage: set(C.field_names(cls)) for stage, cls in C.STAGES.items()}
+
+
+def _matches(point: dict, rule: dict) -> bool:
+    for key, want in rule.items():
+        options = want if isinstance(want, list) else [want]
+        if point.get(key) not in options:
+            return False
+    return True
+
+
+def _is_baseline(point: dict) -> bool:
+    return point.get("intermediate_task", C.NO_INTERMEDIATE) == C.NO_INTERMEDIATE or point.get("intermediate_size", 1) == 0
+
+
+def expand(params: dict[str, Any], *, check_data: bool = True) -> Plan:
+    """Expand and validate the whole grid; raise ConfigError on the first bad value."""
+    fields = _stage_fields()
+    all_fields = set().union(*fields.values())
+    axes = params.get("axes") or {}
+    for key, values in axes.items():
+        if key not in all_fields:
+            raise C.ConfigError(f"axes: unknown axis {key!r}; allowed: {sorted(all_fields)}")
+        if not isinstance(values, list) or not values:
+            raise C.ConfigError(f"axes: {key}={values!r} must be a non-empty list of values")
+    settings = params.get("settings") or {}
+    for key in settings:
+        if key not in all_fields:
+            raise C.ConfigError(f"settings: unknown parameter {key!r}; allowed: {sorted(all_fields)}")
+    language_sets = params.get("language_sets") or {"en": ["en"]}
+    rules = params.get("exclude") or []
+    for rule in rules:
+        bad = [k for k in rule if k not in axes]
+        if bad:
+            raise C.ConfigError(f"exclude: rule {rule} names {bad}, which are not axes; axes: {sorted(axes)}")
+
+    plan = Plan(name=params.get("name", "study"), params=params)
+    seen: dict[str, set[str]] = {s: set() for s in STAGE_ORDER}
+    keys = list(axes)
+    for combo in itertools.product(*(axes[k] for k in keys)):
+        point = dict(zip(keys, combo))
+        if any(_matches(point, rule) for rule in rules):
+            continue
+        specs = _point_specs(point, params, settings, language_sets)
+        for spec in specs.values():
+            if spec.run_id not in seen[spec.stage]:
+                seen[spec.stage].add(spec.run_id)
+                plan.stages[spec.stage].append(spec)
+        target = specs["target"]
+        entry = {**_axes_of(point), "target_run": target.run_id}
+        if entry not in plan.points:
+            plan.points.append(entry)
+    if not plan.stages["target"]:
+        raise C.ConfigError("the grid is empty: every point was excluded, or no target_task axis/setting was given")
+    if check_data:
+        from xfer_nb.validate import check_plan
+        check_plan(plan)
+    return plan
+
+
+def _axes_of(point: dict) -> dict:
+    point = dict(point)
+    if _is_baseline(point):
+        point.update(intermediate_task=C.NO_INTERMEDIATE, intermediate_size=0, language_set=C.NO_INTERMEDIATE)
+    return point
+
+
+def _stage_values(stage: str, point: dict, params: dict, settings: dict) -> dict[str, Any]:
+    names = set(C.field_names(C.STAGES[stage]))
+    section = params.get(stage) or {}
+    if not isinstance(section, dict):
+        raise C.ConfigError(f"{stage}: must be a mapping of parameters, got {section!r}")
+    unknown = sorted(set(section) - names)
+    if unknown:
+        raise C.ConfigError(f"{stage}: unknown parameter(s) {unknown}; allowed: {sorted(names)}")
+    values = {k: v for k, v in settings.items() if k in names}
+    values.update(section)
+    values.update({k: v for k, v in point.items() if k in names})
+    return values
+
+
+def _point_specs(point: dict, params: dict, settings: dict, language_sets: dict) -> dict[str, RunSpec]:
+    point = _axes_of(point)
+    seed = point.get("seed", settings.get("seed", 0))
+    specs: dict[str, RunSpec] = {}
+    upstream: dict[str, str] = {}
+    if point["intermediate_task"] != C.NO_INTERMEDIATE:
+        name = point.get("language_set", "en")
+        if name not in language_sets:
+            raise C.ConfigError(f"language_set={name!r} is not defined; language_sets has {sorted(language_sets)}")
+        values = _stage_values("prepare", point, params, settings)
+        values["intermediate_languages"] = list(language_sets[name])
+        prepare = C.from_dict(C.PrepareConfig, values, where="prepare")
+        label = f"{prepare.intermediate_task}-{name}-n{prepare.intermediate_size}-s{prepare.seed}"
+        specs["prepare"] = RunSpec("prepare", C.to_dict(prepare), {}, label)
+        inter = C.from_dict(C.IntermediateConfig, _stage_values("intermediate", point, params, settings), where="intermediate")
+        specs["intermediate"] = RunSpec("intermediate", C.to_dict(inter), {"prepare": specs["prepare"].run_id}, label)
+        upstream = {"intermediate": specs["intermediate"].run_id}
+        base_label = label
+    else:
+        base_label = f"baseline-s{seed}"
+    values = _stage_values("target", point, params, settings)
+    if isinstance(values.get("eval_languages"), dict):
+        values["eval_languages"] = list(values["eval_languages"].get(values.get("target_task", ""), []))
+    target = C.from_dict(C.TargetConfig, values, where="target")
+    specs["target"] = RunSpec("target", C.to_dict(target), upstream, f"{target.target_task}--{base_label}")
+    return specs
