@@ -1,0 +1,677 @@
+"""The project's own training loop: single- and multi-task fine-tuning of an encoder.
+
+One function, :func:`train`, does what Hugging Face's ``Trainer`` does for
+``run_xnli.py``-style fine-tuning (AdamW, linear warm-up then linear decay, gradient
+clipping and accumulation, checkpoints, resumption), plus what the study needs and the
+Trainer lacks:
+
+* **Multi-task sampling.** ``train_sets`` maps task names to featurised datasets. Each
+  micro-batch draws a task: ``proportional`` to its (capped) size, ``uniform``, or
+  ``temperature``-scaled, ``p ∝ min(n, cap) ** (1 / T)`` (jiant's and T5's "examples-
+  proportional mixing with an artificial limit K"). The model's forward then gets
+  ``task=<name>``.
+* **Length grouping** per task, as the Trainer's ``group_by_length``: shuffle, cut into
+  megabatches of 50 batches, sort each megabatch by length, cut into batches (here the
+  order of the batches is shuffled as well), pad each batch only to its longest row.
+* **Exact resumption.** A checkpoint holds the model, optimizer, scheduler, each
+  sampler's epoch, position and generator state, every RNG state and the log history.
+  A run killed at any point and resumed gives the same losses and the same weights, bit
+  for bit, as one that was never interrupted (on one CPU thread, same machine).
+* **Vocabulary pruning** (``prune_vocabulary``), an exact speed-up for large
+  vocabularies (XLM-R's 250,002 pieces). Only the embedding rows of token ids that occur
+  in the training data get a gradient; all other rows get a gradient of exactly zero
+  for the whole run. With AdamW, a row whose gradient has always been zero has zero
+  first and second moments, so its Adam update is exactly ``0 / (0 + eps) = 0``; the only
+  change to it is the decoupled weight decay ``w ← w · (1 − lr_t · wd)`` at each step.
+  Training therefore runs on the used rows only (the word-embedding matrix, its
+  gradient and its optimizer state shrink from 250k rows to the few thousand the data
+  uses), and when the run ends the full matrix is restored: the used rows from
+  training, every other row its original value times ``∏_t (1 − lr_t · wd)`` (the exact
+  closed form of the decay it would have received). Losses are identical to full-
+  vocabulary training and weights equal up to float rounding of that product (tested).
+  The pad id keeps its index (ids ``0..pad_token_id`` are always kept, the kept ids are
+  sorted), because RoBERTa-style models derive position ids from ``input_ids != pad``.
+  Not allowed when the word embeddings are tied to an output layer.
+* **freeze_word_embeddings** is a *recipe change*, not an exact speed-up: the word-
+  embedding matrix is not trained at all (nor decayed).
+* **Precision.** ``fp32``; ``bf16`` = ``torch.autocast`` to bfloat16 around the
+  forward pass, weights and optimizer in fp32 (on a CPU only where oneDNN has native
+  bf16, ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``; elsewhere :func:`train`
+  raises, because emulated bf16 is several times *slower* than fp32; pick with
+  :func:`default_precision`); ``fp16`` = autocast to float16 with a gradient scaler, on
+  CUDA only.
+
+Steps: one *step* is one optimizer update of ``gradient_accumulation_steps``
+micro-batches. An *epoch* is ``ceil(n / batch)`` micro-batches for one task, and
+``Σ_task ceil(min(n_task, cap) / batch)`` for several; the samplers themselves run
+through their own data epoch after epoch. ``max_steps > 0`` overrides the epochs.
+
+Progress: a tqdm bar on stderr when stderr is a terminal, otherwise one printed line
+every ``logging_steps`` steps (saved notebooks carry no progress-bar noise);
+``progress=False`` prints nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from xfer_nb import io
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+SAMPLING = ("proportional", "uniform", "temperature")
+MEGABATCH_MULT = 50  # batches per length-sorted megabatch, as in HF's LengthGroupedSampler
+# Fields that change neither the numbers nor the order of anything trained: a checkpoint
+# written under other values of these may be resumed.
+_RESUME_NEUTRAL = ("logging_steps", "checkpoint_every_steps", "save_total_limit", "num_threads")
+# Columns of a featurised dataset (xfer_nb.featurize) that go to collate_fn; the rest
+# (length, example_id, word_ids, ...) stay behind.
+MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
+
+
+def _help(text: str, **kw) -> dict:
+    return {"metadata": {"help": text}, **kw}
+
+
+@dataclass
+class TrainingArgs:
+    """Training hyper-parameters (names as in Hugging Face's ``TrainingArguments``)."""
+
+    learning_rate: float = field(default=2e-5, **_help("Peak learning rate of AdamW (after linear warm-up)."))
+    per_device_train_batch_size: int = field(default=32, **_help("Examples per micro-batch."))
+    gradient_accumulation_steps: int = field(default=1, **_help("Micro-batches per optimizer step."))
+    num_train_epochs: float = field(default=3.0, **_help("Epochs of training (used when max_steps <= 0); may be fractional."))
+    max_steps: int = field(default=-1, **_help("Optimizer steps; -1: derive from num_train_epochs."))
+    warmup_ratio: float = field(default=0.1, **_help("Fraction of the steps with linear warm-up from 0 to learning_rate; then linear decay to 0."))
+    weight_decay: float = field(default=0.01, **_help("Decoupled AdamW weight decay (not on biases and LayerNorm weights)."))
+    max_grad_norm: float = field(default=1.0, **_help("Gradient clipping norm; 0 disables clipping."))
+    seed: int = field(default=42, **_help("Seed of data order, task draws and dropout."))
+    precision: str = field(default="fp32", **_help("'fp32', 'bf16' (autocast; CPU needs native bf16, see default_precision()) or 'fp16' (CUDA only)."))
+    group_by_length: bool = field(default=True, **_help("Batch examples of similar length (megabatches of 50 batches, sorted) and pad per batch; ~5x faster on CPU."))
+    checkpoint_every_steps: int = field(default=0, **_help("Write a resumable checkpoint every this many steps, and at the end (0: no checkpoints)."))
+    save_total_limit: int = field(default=2, **_help("Checkpoints kept (the newest ones); at least 1."))
+    logging_steps: int = field(default=50, **_help("Record (and print, without a terminal) the mean loss every this many steps."))
+    num_threads: int = field(default=1, **_help("torch threads for this process (1 is fastest per core on a shared CPU)."))
+    multitask_sampling: str = field(default="proportional", **_help("How each micro-batch picks its task: 'proportional' to size, 'uniform', or 'temperature' (size ** (1/T))."))
+    multitask_temperature: float = field(default=2.0, **_help("T of temperature sampling (1 = proportional, large = uniform)."))
+    multitask_cap: int | None = field(default=None, **_help("Examples cap per task when sizing the proportional/temperature mixture (jiant/T5 'K'); None: no cap."))
+    freeze_word_embeddings: bool = field(default=False, **_help("Do not train the word-embedding matrix (a recipe change that removes the cost of a large vocabulary)."))
+    prune_vocabulary: bool = field(default=False, **_help("Train only the embedding rows the data uses and restore the full matrix at the end (exact; see xfer_nb.train)."))
+
+    def __post_init__(self):
+        def bad(name: str, allowed: str):
+            raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; {allowed}.")
+
+        if not self.learning_rate > 0:
+            bad("learning_rate", "use a value > 0")
+        if self.per_device_train_batch_size <= 0:
+            bad("per_device_train_batch_size", "use an integer >= 1")
+        if self.gradient_accumulation_steps <= 0:
+            bad("gradient_accumulation_steps", "use an integer >= 1")
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:
+            bad("num_train_epochs", "use a value > 0, or set max_steps > 0")
+        if self.max_steps == 0 or self.max_steps < -1:
+            bad("max_steps", "use -1 (derive from num_train_epochs) or an integer >= 1")
+        if not 0 <= self.warmup_ratio < 1:
+            bad("warmup_ratio", "use a value in [0, 1)")
+        if self.weight_decay < 0:
+            bad("weight_decay", "use a value >= 0")
+        if self.max_grad_norm < 0:
+            bad("max_grad_norm", "use a value >= 0 (0 disables clipping)")
+        if self.precision not in PRECISIONS:
+            bad("precision", f"allowed: {list(PRECISIONS)}")
+        if self.checkpoint_every_steps < 0:
+            bad("checkpoint_every_steps", "use 0 (no checkpoints) or an integer >= 1")
+        if self.save_total_limit < 1:
+            bad("save_total_limit", "use an integer >= 1")
+        if self.logging_steps <= 0:
+            bad("logging_steps", "use an integer >= 1")
+        if self.num_threads <= 0:
+            bad("num_threads", "use an integer >= 1")
+        if self.multitask_sampling not in SAMPLING:
+            bad("multitask_sampling", f"allowed: {list(SAMPLING)}")
+        if not self.multitask_temperature > 0:
+            bad("multitask_temperature", "use a value > 0")
+        if self.multitask_cap is not None and self.multitask_cap <= 0:
+            bad("multitask_cap", "use None (no cap) or an integer >= 1")
+
+
+@dataclass
+class TrainResult:
+    global_step: int
+    examples_seen: int
+    train_seconds: float
+    examples_per_second: float
+    tokens_per_second: float  # real (attention-mask) tokens, not padding
+    log_history: list[dict] = field(default_factory=list)  # {step, loss, learning_rate, epoch}
+    task_counts: dict[str, int] = field(default_factory=dict)  # micro-batches drawn per task
+    tokens_seen: int = 0
+    padded_tokens_seen: int = 0  # batch x padded length, summed
+    resumed_from_step: int = 0
+    vocab_rows_trained: int | None = None  # with prune_vocabulary: rows kept
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU has native bf16 matmuls in oneDNN (avx512_bf16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_precision(device: str | torch.device = "cpu") -> str:
+    """The fastest exact-enough precision here: 'bf16' on CUDA or a CPU with native bf16, else 'fp32'."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if bf16_supported() else "fp32"
+
+
+# --------------------------------------------------------------------------- sampling
+
+def task_probabilities(sizes: Mapping[str, int], scheme: str, temperature: float = 2.0,
+                       cap: int | None = None) -> dict[str, float]:
+    """Probability of drawing each task for a micro-batch.
+
+    proportional: ∝ min(n, cap); temperature: ∝ min(n, cap) ** (1 / T); uniform: 1 / K."""
+    if scheme not in SAMPLING:
+        raise ValueError(f"multitask_sampling={scheme!r} is not allowed; allowed: {list(SAMPLING)}.")
+    capped = {t: float(min(n, cap) if cap else n) for t, n in sizes.items()}
+    if scheme == "uniform":
+        weights = {t: 1.0 for t in capped}
+    elif scheme == "proportional":
+        weights = capped
+    else:
+        weights = {t: n ** (1.0 / temperature) for t, n in capped.items()}
+    total = sum(weights.values())
+    return {t: w / total for t, w in weights.items()}
+
+
+class BatchSampler:
+    """An endless stream of batches (lists of row indices) over one dataset, epoch after epoch.
+
+    With ``group_by_length``: HF-style megabatches (shuffle, cut into megabatches of 50
+    batches, sort each by length, longest first, cut into batches), then the order of
+    the batches is shuffled. The state is (epoch, position, the generator's state at the
+    start of the epoch), so a restored sampler continues exactly where it was."""
+
+    def __init__(self, lengths: list[int] | np.ndarray, batch_size: int, seed: int, group_by_length: bool = True):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        if len(self.lengths) == 0:
+            raise ValueError("a training set is empty")
+        self.batch_size = batch_size
+        self.group_by_length = group_by_length
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self.position = 0
+        self._start_state = self.generator.get_state()
+        self._batches = self._make_batches()
+
+    def __len__(self) -> int:  # batches per epoch
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def _make_batches(self) -> list[np.ndarray]:
+        n, bs = len(self.lengths), self.batch_size
+        perm = torch.randperm(n, generator=self.generator).numpy()
+        if not self.group_by_length:
+            return [perm[i:i + bs] for i in range(0, n, bs)]
+        mult = max(1, min(n // (bs * 4), MEGABATCH_MULT))
+        mega = mult * bs
+        batches = []
+        for i in range(0, n, mega):
+            chunk = perm[i:i + mega]
+            # stable sort, longest first (ties keep their random order)
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[j:j + bs] for j in range(0, len(chunk), bs))
+        order = torch.randperm(len(batches), generator=self.generator).tolist()
+        return [batches[k] for k in order]
+
+    def next(self) -> np.ndarray:
+        if self.position >= len(self._batches):
+            self.epoch += 1
+            self.position = 0
+            self._start_state = self.generator.get_state()
+            self._batches = self._make_batches()
+        batch = self._batches[self.position]
+        self.position += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "generator": self._start_state.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self._start_state = state["generator"].clone()
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+        self._batches = self._make_batches()
+
+
+class MultiTaskSampler:
+    """Draws a task per micro-batch, then that task's next batch."""
+
+    def __init__(self, lengths: Mapping[str, Any], batch_size: int, seed: int, group_by_length: bool = True,
+                 scheme: str = "proportional", temperature: float = 2.0, cap: int | None = None):
+        self.tasks = list(lengths)
+        self.samplers = {t: BatchSampler(lengths[t], batch_size, _task_seed(seed, t), group_by_length) for t in self.tasks}
+        probs = task_probabilities({t: len(lengths[t]) for t in self.tasks}, scheme, temperature, cap)
+        self.probabilities = torch.tensor([probs[t] for t in self.tasks], dtype=torch.float64)
+        self.generator = torch.Generator().manual_seed(_task_seed(seed, "\0task-draws"))
+        capped = {t: (min(len(lengths[t]), cap) if cap else len(lengths[t])) for t in self.tasks}
+        self.batches_per_epoch = sum(math.ceil(n / batch_size) for n in capped.values())
+
+    def draw_task(self) -> str:
+        if len(self.tasks) == 1:
+            return self.tasks[0]
+        k = torch.multinomial(self.probabilities, 1, generator=self.generator).item()
+        return self.tasks[k]
+
+    def next(self) -> tuple[str, np.ndarray]:
+        task = self.draw_task()
+        return task, self.samplers[task].next()
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        for t, s in self.samplers.items():
+            s.load_state_dict(state["samplers"][t])
+
+
+def _task_seed(seed: int, task: str) -> int:
+    return (int(seed) * 1_000_003 + zlib.crc32(task.encode())) % (2**63 - 1)
+
+
+# --------------------------------------------------------------------------- model parts
+
+def word_embeddings(model: nn.Module) -> nn.Embedding:
+    """The model's input word-embedding module (HF models, or wrappers with .encoder)."""
+    for candidate in (model, getattr(model, "encoder", None), getattr(model, "model", None)):
+        getter = getattr(candidate, "get_input_embeddings", None)
+        if getter is not None:
+            try:
+                emb = getter()
+            except (NotImplementedError, AttributeError):
+                emb = None
+            if isinstance(emb, nn.Embedding):
+                return emb
+    found = [m for name, m in model.named_modules() if name.endswith("word_embeddings") and isinstance(m, nn.Embedding)]
+    if len(found) == 1:
+        return found[0]
+    raise ValueError("cannot find the model's word embeddings (no get_input_embeddings() and not exactly one "
+                     "'*word_embeddings' nn.Embedding); freeze_word_embeddings / prune_vocabulary need them.")
+
+
+def _no_decay_names(model: nn.Module) -> set[str]:
+    """Biases and normalisation weights (HF's convention): no weight decay."""
+    names = set()
+    for mod_name, module in model.named_modules():
+        is_norm = isinstance(module, (nn.LayerNorm, nn.GroupNorm)) or "norm" in type(module).__name__.lower()
+        for p_name, _ in module.named_parameters(recurse=False):
+            full = f"{mod_name}.{p_name}" if mod_name else p_name
+            if is_norm or p_name == "bias" or p_name.endswith("_bias"):
+                names.add(full)
+    return names
+
+
+def _make_optimizer(model: nn.Module, args: TrainingArgs) -> torch.optim.Optimizer:
+    no_decay = _no_decay_names(model)
+    decay, plain = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (plain if name in no_decay else decay).append(p)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    try:
+        return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8, fused=True)
+    except (RuntimeError, ValueError, TypeError):  # fused not supported for this device/dtype
+        return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8, foreach=True)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
+    """Linear warm-up from 0 to the peak, then linear decay to 0 (HF get_linear_schedule_with_warmup)."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class _PrunedVocabulary:
+    """Swaps the word-embedding matrix for its used rows; puts the full matrix back at the end."""
+
+    def __init__(self, embedding: nn.Embedding, model: nn.Module, used_ids: np.ndarray, pad_token_id: int | None):
+        weight = embedding.weight
+        shared = [n for n, p in model.named_parameters(remove_duplicate=False) if p is weight]
+        if len(shared) > 1:
+            raise ValueError(f"prune_vocabulary=True needs untied word embeddings; the matrix is shared by {shared}.")
+        vocab = weight.shape[0]
+        keep = set(int(i) for i in used_ids)
+        keep.update(range(0, (pad_token_id if pad_token_id is not None else -1) + 1))
+        if embedding.padding_idx is not None:
+            keep.update(range(0, embedding.padding_idx + 1))
+        ids = torch.tensor(sorted(i for i in keep if 0 <= i < vocab), dtype=torch.long)
+        if len(ids) and int(max(keep)) >= vocab:
+            raise ValueError(f"token id {max(keep)} is outside the vocabulary of {vocab} rows")
+        self.embedding = embedding
+        self.full_weight = weight  # the original Parameter, kept (untouched) until restore()
+        self.ids = ids
+        self.old_to_new = torch.full((vocab,), -1, dtype=torch.long)
+        self.old_to_new[ids] = torch.arange(len(ids))
+        if embedding.padding_idx is not None:
+            assert int(self.old_to_new[embedding.padding_idx]) == embedding.padding_idx
+        self.log_decay = 0.0  # Σ_t log(1 - lr_t * wd): decay the unused rows would have had
+        embedding.weight = nn.Parameter(weight.detach()[ids].clone(), requires_grad=weight.requires_grad)
+        embedding.num_embeddings = len(ids)
+
+    def remap(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.old_to_new[input_ids]
+
+    def restore(self) -> None:
+        full = self.full_weight
+        with torch.no_grad():
+            if self.log_decay != 0.0:
+                full.mul_(math.exp(self.log_decay))
+            full[self.ids] = self.embedding.weight.detach().to(full.dtype)
+        self.embedding.weight = full
+        self.embedding.num_embeddings = full.shape[0]
+
+
+def _used_token_ids(train_sets: Mapping[str, Any]) -> np.ndarray:
+    from xfer_nb.featurize import used_token_ids
+    return np.array(sorted(used_token_ids(*train_sets.values())), dtype=np.int64)
+
+
+def _lengths(ds) -> list[int]:
+    if "length" in ds.column_names:
+        return list(ds["length"])
+    return [len(r) for r in ds["input_ids"]]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _checkpoint_dirs(output_dir: Path) -> list[tuple[int, Path]]:
+    root = output_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit() and (p / "trainer_state.json").exists():
+            found.append((int(p.name[5:]), p))
+    return sorted(found)
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _run_signature(args: TrainingArgs, train_sets: Mapping[str, Any], vocab_rows: int | None) -> dict:
+    fields = {k: v for k, v in dataclasses.asdict(args).items() if k not in _RESUME_NEUTRAL}
+    fields = {k: fields[k] for k in (f.name for f in dataclasses.fields(TrainingArgs)) if k in fields}
+    return {"args": fields, "tasks": {t: len(ds) for t, ds in train_sets.items()}, "vocab_rows": vocab_rows}
+
+
+# --------------------------------------------------------------------------- training
+
+def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, output_dir: str | os.PathLike, *,
+          collate_fn: Callable[[list[dict], int], dict], pad_token_id: int, resume: bool = True,
+          progress: bool | None = None) -> TrainResult:
+    """Train ``model`` in place on ``train_sets`` ({task: featurised Dataset}) and return a TrainResult.
+
+    ``collate_fn(rows, pad_token_id)`` pads a list of row dicts into a batch of tensors.
+    With several tasks (or a forward that takes ``task``) the model is called as
+    ``model(task=name, **batch)``; it must return a mapping (or ModelOutput) with ``loss``.
+    Checkpoints go to ``output_dir/checkpoints/step-N`` every ``checkpoint_every_steps``
+    steps (and at the end), keeping the newest ``save_total_limit``; with ``resume=True``
+    the newest one is continued from (``resume=False`` deletes them first)."""
+    if not train_sets:
+        raise ValueError("train_sets is empty; give at least one {task: dataset}.")
+    if not isinstance(args, TrainingArgs):
+        raise TypeError(f"args must be a TrainingArgs, got {type(args).__name__}")
+    output_dir = Path(output_dir)
+    device = next(model.parameters()).device
+    autocast = _autocast_for(args.precision, device)
+    torch.set_num_threads(args.num_threads)
+
+    random.seed(args.seed)
+    np.random.seed(args.seed % 2**32)
+    torch.manual_seed(args.seed)
+
+    emb = None
+    if args.freeze_word_embeddings or args.prune_vocabulary:
+        emb = word_embeddings(model)
+    frozen_before = None
+    if args.freeze_word_embeddings:
+        frozen_before = emb.weight.requires_grad
+        emb.weight.requires_grad_(False)
+    pruned = None
+    if args.prune_vocabulary and not args.freeze_word_embeddings:
+        pruned = _PrunedVocabulary(emb, model, _used_token_ids(train_sets), pad_token_id)
+
+    try:
+        return _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, resume, progress,
+                           device, autocast, pruned, emb)
+    finally:
+        if pruned is not None:
+            pruned.restore()
+        if frozen_before is not None:
+            emb.weight.requires_grad_(frozen_before)
+
+
+def _autocast_for(precision: str, device: torch.device):
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError(f"precision='fp16' needs a CUDA device; the model is on {device}. Use 'bf16' or 'fp32'.")
+        return torch.autocast("cuda", dtype=torch.float16)
+    if device.type == "cpu" and not bf16_supported():
+        raise RuntimeError("precision='bf16' needs a CPU with native bf16 (avx512_bf16 or AMX): "
+                           "torch.ops.mkldnn._is_mkldnn_bf16_supported() is False here, and emulated bf16 is slower "
+                           "than fp32. Use precision='fp32' (xfer_nb.train.default_precision() picks for you).")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, resume, progress, device,
+                autocast, pruned, emb) -> TrainResult:
+    tasks = list(train_sets)
+    bs = args.per_device_train_batch_size
+    sampler = MultiTaskSampler({t: _lengths(train_sets[t]) for t in tasks}, bs, args.seed, args.group_by_length,
+                               args.multitask_sampling, args.multitask_temperature, args.multitask_cap)
+    accum = args.gradient_accumulation_steps
+    batches_per_epoch = sampler.batches_per_epoch
+    if args.max_steps > 0:
+        total_steps = args.max_steps
+    else:
+        total_steps = max(1, math.ceil(args.num_train_epochs * batches_per_epoch / accum))
+    warmup_steps = math.ceil(args.warmup_ratio * total_steps)
+
+    optimizer = _make_optimizer(model, args)
+    scheduler = linear_schedule(optimizer, warmup_steps, total_steps)
+    scaler = torch.amp.GradScaler("cuda") if args.precision == "fp16" else None
+    decay_lrs_group = None
+    if pruned is not None:
+        decay_lrs_group = next(i for i, g in enumerate(optimizer.param_groups)
+                               if any(p is pruned.embedding.weight for p in g["params"]))
+    pass_task = len(tasks) > 1 or "task" in inspect.signature(model.forward).parameters
+    columns = {t: [c for c in MODEL_COLUMNS if c in train_sets[t].column_names] for t in tasks}
+    data = {t: train_sets[t].select_columns(columns[t]) for t in tasks}
+    params = [p for p in model.parameters() if p.requires_grad]
+    signature = _run_signature(args, train_sets, None if pruned is None else len(pruned.ids))
+
+    state = {"global_step": 0, "examples_seen": 0, "tokens_seen": 0, "padded_tokens_seen": 0, "train_seconds": 0.0,
+             "micro_batches": 0, "log_history": [], "task_counts": {t: 0 for t in tasks}, "log_decay": 0.0,
+             "pending_loss": 0.0, "pending_steps": 0}
+    resumed_from = 0
+    ckpts = _checkpoint_dirs(output_dir)
+    if not resume and (output_dir / "checkpoints").exists():
+        shutil.rmtree(output_dir / "checkpoints")
+        ckpts = []
+    if resume and ckpts:
+        step, path = ckpts[-1]
+        saved = json.loads((path / "trainer_state.json").read_text())
+        if saved["signature"] != signature:
+            raise ValueError(f"the checkpoint {path} was written by a different training setup "
+                             f"({saved['signature']} != {signature}); delete {output_dir / 'checkpoints'} "
+                             "or call train(..., resume=False).")
+        model.load_state_dict(torch.load(path / "model.pt", map_location=device, weights_only=True))
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
+        extra = torch.load(path / "state.pt", weights_only=False)
+        scheduler.load_state_dict(extra["scheduler"])
+        sampler.load_state_dict(extra["sampler"])
+        if scaler is not None and extra.get("scaler"):
+            scaler.load_state_dict(extra["scaler"])
+        _set_rng_state(extra["rng"])
+        state.update(saved["state"])
+        resumed_from = state["global_step"]
+
+    def save_checkpoint():
+        step = state["global_step"]
+        target = output_dir / "checkpoints" / f"step-{step}"
+        if target.exists():
+            return
+        if pruned is not None:
+            pruned.log_decay = state["log_decay"]
+        with io.atomic_path(target) as tmp:
+            tmp.mkdir()
+            torch.save(model.state_dict(), tmp / "model.pt")
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save({"scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "rng": _rng_state(),
+                        "scaler": scaler.state_dict() if scaler is not None else None}, tmp / "state.pt")
+            (tmp / "trainer_state.json").write_text(json.dumps({"signature": signature, "state": state}, indent=1))
+        for _, old in _checkpoint_dirs(output_dir)[:-args.save_total_limit]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    bar = _progress_bar(progress, total_steps, state["global_step"])
+    was_training = model.training
+    model.train()
+    start = time.perf_counter()
+    seconds_before = state["train_seconds"]
+    try:
+        while state["global_step"] < total_steps:
+            step_loss = 0.0
+            for _ in range(accum):
+                task, idx = sampler.next()
+                rows = data[task][idx.tolist()]
+                cols = columns[task]
+                features = [{c: rows[c][i] for c in cols} for i in range(len(idx))]
+                batch = collate_fn(features, pad_token_id)
+                batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+                if "attention_mask" in batch:
+                    state["tokens_seen"] += int(batch["attention_mask"].sum())
+                if "input_ids" in batch:
+                    state["padded_tokens_seen"] += int(batch["input_ids"].numel())
+                    if pruned is not None:
+                        batch["input_ids"] = pruned.remap(batch["input_ids"].cpu()).to(device)
+                if pass_task:
+                    batch["task"] = task
+                if autocast is not None:
+                    with autocast:
+                        out = model(**batch)
+                else:
+                    out = model(**batch)
+                loss = out["loss"] / accum
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+                step_loss += float(loss.detach())
+                state["examples_seen"] += len(idx)
+                state["micro_batches"] += 1
+                state["task_counts"][task] += 1
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            if args.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+            lr = scheduler.get_last_lr()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if decay_lrs_group is not None:
+                wd = optimizer.param_groups[decay_lrs_group]["weight_decay"]
+                if wd:
+                    state["log_decay"] += math.log1p(-lr[decay_lrs_group] * wd)
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["global_step"] += 1
+            state["pending_loss"] += step_loss
+            state["pending_steps"] += 1
+            step = state["global_step"]
+            if step % args.logging_steps == 0 or step == total_steps:
+                entry = {"step": step, "loss": state["pending_loss"] / state["pending_steps"],
+                         "learning_rate": lr[0], "epoch": state["micro_batches"] / batches_per_epoch}
+                state["log_history"].append(entry)
+                state["pending_loss"], state["pending_steps"] = 0.0, 0
+                if bar is None and progress is not False:
+                    elapsed = seconds_before + time.perf_counter() - start
+                    print(f"step {step}/{total_steps}  loss {entry['loss']:.4f}  lr {entry['learning_rate']:.3g}  "
+                          f"epoch {entry['epoch']:.2f}  {state['examples_seen'] / max(elapsed, 1e-9):.1f} ex/s",
+                          flush=True)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
+            state["train_seconds"] = seconds_before + time.perf_counter() - start
+            if args.checkpoint_every_steps and (step % args.checkpoint_every_steps == 0 or step == total_steps):
+                save_checkpoint()
+    finally:
+        if bar is not None:
+            bar.close()
+        model.train(was_training)
+    if pruned is not None:
+        pruned.log_decay = state["log_decay"]
+    if args.checkpoint_every_steps:  # keep only the final one: enough to return this result again
+        for _, old in _checkpoint_dirs(output_dir)[:-1]:
+            shutil.rmtree(old, ignore_errors=True)
+    secs = max(state["train_seconds"], 1e-9)
+    return TrainResult(
+        global_step=state["global_step"], examples_seen=state["examples_seen"], train_seconds=state["train_seconds"],
+        examples_per_second=state["examples_seen"] / secs, tokens_per_second=state["tokens_seen"] / secs,
+        log_history=list(state["log_history"]), task_counts=dict(state["task_counts"]),
+        tokens_seen=state["tokens_seen"], padded_tokens_seen=state["padded_tokens_seen"],
+        resumed_from_step=resumed_from, vocab_rows_trained=None if pruned is None else len(pruned.ids))
+
+
+def _progress_bar(progress: bool | None, total: int, initial: int):
+    if progress is False:
+        return None
+    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
