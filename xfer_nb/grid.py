@@ -60,7 +60,12 @@ class Plan:
 
 def load_params(path: str | os.PathLike) -> dict[str, Any]:
     """Read a params file with safe YAML loading, merging what it `extends`."""
-    path = Path(path)
+    params = _load_merged(Path(path))
+    params.setdefault("name", Path(path).stem)
+    return params
+
+
+def _load_merged(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"params file {str(path)!r} does not exist")
     with open(path, encoding="utf-8") as f:
@@ -72,8 +77,9 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
         raise C.ConfigError(f"{path}: unknown top-level key(s) {unknown}; allowed: {list(TOP_KEYS)}")
     base = params.pop("extends", None)
     if base:
-        params = _merge(load_params(path.parent / base), params)
-    params.setdefault("name", path.stem)
+        base_params = _load_merged(path.parent / base)
+        base_params.pop("name", None)
+        params = _merge(base_params, params)
     return params
 
 
