@@ -70,6 +70,13 @@ def test_myxnli_english_test_is_xnli_test_not_dev(data_dir):
     assert load("myxnli", "my", "test", data_dir=data_dir)["label"] == en_test["label"]
 
 
+def test_cached_loads_are_independent_objects(data_dir):
+    first = load("pawsx", "en", "dev", data_dir=data_dir)
+    first.set_format("numpy")
+    second = load("pawsx", "en", "dev", data_dir=data_dir)
+    assert second.format["type"] is None and second[0]["label"] == first[0]["label"]
+
+
 def test_pawsx_dev(data_dir):
     assert tasks.available("pawsx", data_dir=data_dir) == {"dev": ["de", "en", "es", "fr", "ja", "ko", "zh"]}
     for lang in ("en", "ko"):
@@ -217,3 +224,20 @@ def test_errors_name_the_value_and_list_alternatives(data_dir, tmp_path):
         load("xnli", "en", "dev", data_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         load("xnli", "en", "dev", data_dir=tmp_path / "missing")
+
+
+def test_registry_family_names_are_the_schema_families():
+    from xfer_nb.tasks import schema
+    assert (tasks.PAIR, tasks.TAGGING, tasks.QA, tasks.MULTIPLE_CHOICE, tasks.RETRIEVAL) == schema.FAMILIES
+    assert {spec.family for spec in TASKS.values()} == set(schema.FAMILIES)
+
+
+def test_inventory_counts_equal_the_parsed_rows(data_dir):
+    from xfer_nb.tasks import local
+    root = str(data_dir)
+    for name in local.FILES:
+        for split, langs in tasks.available(name, data_dir=data_dir).items():
+            for lang in {langs[0], langs[-1]}:
+                rows = local.read(name, root, split, lang)
+                parsed = sum(r["side"] == "source" for r in rows) if TASKS[name].family == "retrieval" else len(rows)
+                assert local.count(name, root, split, lang) == parsed, (name, split, lang)

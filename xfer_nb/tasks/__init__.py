@@ -17,7 +17,9 @@ import functools
 import os
 from dataclasses import dataclass, field
 
-from xfer_nb.tasks.schema import MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, TAGGING
+# The family names of `tasks.schema` (a test checks they are identical). Repeated here so
+# that the registry, and with it `xfer-nb data`, imports without loading `datasets`.
+PAIR, TAGGING, QA, MULTIPLE_CHOICE, RETRIEVAL = "pair_classification", "tagging", "qa", "multiple_choice", "retrieval"
 
 SOURCES = ("local", "hub")
 
@@ -295,7 +297,9 @@ def load(task: str, language: str, split: str, source: str = "local", data_dir=N
     if require_labels and not has_labels(task, split, source):
         raise ValueError(_no_labels_message(task, split, source, data_dir))
     from xfer_nb.paths import data_dir as resolve
-    return _load_local(task, language, split, str(resolve(data_dir)))
+    # A fresh Dataset object over the cached Arrow table: a caller's in-place set_format
+    # cannot leak into the next caller's copy.
+    return _load_local(task, language, split, str(resolve(data_dir))).with_format(None)
 
 
 @functools.lru_cache(maxsize=None)
