@@ -1,0 +1,203 @@
+"""The study's analysis: finished runs → tidy table → gains, tests, trends, figures, and
+an answer to the research question written from the numbers (04_analysis shows it)."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from xfer_nb import grid, io, plots, results, stats
+from xfer_nb.config import NO_INTERMEDIATE
+from xfer_nb.paths import outputs_dir as resolve_outputs
+
+CONFIG_COLUMNS = ["intermediate_task", "intermediate_size", "language_set"]
+
+# Phang et al. 2020, XLM-R Large → best intermediate task, XTREME test (DESIGN.md §1).
+PAPER = {
+    "xnli": (79.2, 80.4), "pawsx": (86.4, 87.7), "panx": (65.4, 64.7),
+    "xquad": (76.6, 77.2), "mlqa": (71.6, 72.3), "tydiqa": (65.1, 76.0),
+}
+PAPER_DIRECTION = {"bucc2018": "large gain", "tatoeba": "large gain"}
+
+
+@dataclass
+class Study:
+    name: str
+    table: pd.DataFrame
+    outputs: Path
+    figures: dict[str, list[Path]] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> pd.DataFrame:
+        return plots.primary_metric(self.table) if len(self.table) else self.table
+
+    @property
+    def gains(self) -> pd.DataFrame:
+        return stats.paired_gains(self.primary, by=CONFIG_COLUMNS)
+
+    @property
+    def has_baseline(self) -> bool:
+        return bool(len(self.table)) and bool(stats.baseline_mask(self.table).any())
+
+    # ------------------------------------------------------------ tables
+
+    def significance(self) -> pd.DataFrame:
+        """Mean gain over the baseline, 95% CI and paired permutation p per configuration and tier."""
+        return stats.significance_table(self.gains, group_by=CONFIG_COLUMNS + ["tier"]).round(4)
+
+    def trends(self) -> pd.DataFrame:
+        """Gain per doubling of the intermediate data, per tier (English-only set when present)."""
+        return stats.trend(self._size_axis(self.gains), by="tier").round(4)
+
+    def per_task(self) -> pd.DataFrame:
+        """Mean gain per target task at the largest English-only size, with CI and p."""
+        g = self._largest(self._size_axis(self.gains))
+        return stats.significance_table(g, group_by=["task"]).round(4)
+
+    def _size_axis(self, g: pd.DataFrame) -> pd.DataFrame:
+        sets = set(g["language_set"])
+        return g[g["language_set"] == "en"] if "en" in sets else g
+
+    def _largest(self, g: pd.DataFrame) -> pd.DataFrame:
+        return g[g["intermediate_size"] == g["intermediate_size"].max()] if len(g) else g
+
+    # ------------------------------------------------------------ figures
+
+    def make_figures(self, show: bool = True) -> dict[str, object]:
+        """The four study figures (saved as PNG and SVG under outputs/figures/<study>/)."""
+        g = self.gains
+        figs = {}
+        figs["1_gain_by_task"] = plots.plot_task_gains(g)
+        figs["2_size_curve"] = plots.plot_size_curve(self._size_axis(g), col="task" if g["task"].nunique() > 1 else None)
+        if g["language_set"].nunique() > 1:
+            figs["3_language_sets"] = plots.plot_language_sets(g)
+        if g["distance"].notna().any():
+            figs["4_distance"] = plots.plot_distance(g)
+        out = self.outputs / "figures" / self.name
+        for name, fig in figs.items():
+            self.figures[name] = plots.save(fig, name, out)
+        return figs
+
+    def language_tables(self) -> dict[str, pd.DataFrame]:
+        """Figure 5: per-language scores per target task (rows tier/language, columns configurations)."""
+        return {task: plots.language_table(self.primary, task) for task in sorted(self.table["task"].unique())}
+
+    # ------------------------------------------------------------ words
+
+    def answer(self) -> str:
+        """The answer to the research question, in Markdown, written from the numbers."""
+        if not self.has_baseline:
+            return "No finished baseline runs yet: gains cannot be computed."
+        g = self.gains
+        lines = [f"**Study `{self.name}`**: {self.table['run_id'].nunique()} finished target runs, "
+                 f"{self.table['language'].nunique()} evaluation languages, "
+                 f"{self.table['seed'].nunique()} seed(s); gains are in points of each task's primary metric "
+                 f"over the no-intermediate baseline, paired by seed and language."]
+        lines.append("")
+        lines.append("**Size.** " + self._size_sentence(g))
+        lines.append("")
+        lines.append("**Diversity.** " + self._diversity_sentence(g))
+        lines.append("")
+        lines.append("**Typological distance.** " + self._distance_sentence(g))
+        lines.append("")
+        lines.append("**Per target task** (largest English-only size): " + self._task_sentence())
+        return "\n".join(lines)
+
+    def _size_sentence(self, g: pd.DataFrame) -> str:
+        axis = self._size_axis(g)
+        parts = []
+        for _, r in stats.trend(axis, by="tier").iterrows():
+            if math.isnan(r["slope"]):
+                continue
+            parts.append(f"{r['tier']}-resource languages: {r['slope']:+.2f} points per doubling "
+                         f"(95% CI {_ci(r['ci_low'], r['ci_high'])}, p={r['p']:.3f})")
+        largest = self._largest(axis)
+        table = stats.significance_table(largest, group_by=["tier"])
+        at = ", ".join(f"{r['tier']} {r['mean_gain']:+.2f} (CI {_ci(r['ci_low'], r['ci_high'])}, p={r['p']:.3f})"
+                       for _, r in table.iterrows())
+        size = int(largest["intermediate_size"].max()) if len(largest) else 0
+        trend = "; ".join(parts) if parts else "only one size, so no trend"
+        return f"Gain against log size — {trend}. At the largest size ({size} examples) the mean gain was {at}."
+
+    def _diversity_sentence(self, g: pd.DataFrame) -> str:
+        sets = sorted(set(g["language_set"]))
+        if len(sets) < 2:
+            return "Only one language set in this study."
+        common = [n for n in sorted(set(g["intermediate_size"])) if all(
+            ((g["language_set"] == s) & (g["intermediate_size"] == n)).any() for s in sets)]
+        if not common:
+            return "The language sets share no size, so they cannot be compared at a fixed budget."
+        size = max(common)
+        d = g[g["intermediate_size"] == size]
+        low = d[d["tier"] == "low"] if (d["tier"] == "low").any() else d
+        table = stats.significance_table(low, group_by=["language_set", "seen"])
+        parts = [f"{r['language_set']} ({'seen' if r['seen'] else 'unseen'} languages) {r['mean_gain']:+.2f} "
+                 f"(CI {_ci(r['ci_low'], r['ci_high'])}, n={r['n']})" for _, r in table.iterrows()]
+        best = table.sort_values("mean_gain", ascending=False).iloc[0]
+        tier = "low-resource" if (d["tier"] == "low").any() else "all"
+        return (f"At a fixed {size} examples, mean gain on {tier} languages: " + "; ".join(parts)
+                + f". Largest: {best['language_set']} on {'seen' if best['seen'] else 'unseen'} languages.")
+
+    def _distance_sentence(self, g: pd.DataFrame) -> str:
+        d = g.dropna(subset=["distance"])
+        if d["distance"].nunique() < 3:
+            return "Too few distinct distances to relate gain to distance."
+        per_lang = d.groupby(["language", "language_set"], as_index=False)[["gain", "distance"]].mean()
+        from scipy.stats import linregress, spearmanr
+        rho, p_rho = spearmanr(per_lang["distance"], per_lang["gain"])
+        fit = linregress(per_lang["distance"], per_lang["gain"])
+        return (f"Across {len(per_lang)} (language, language set) points, Spearman's rho between gain and URIEL "
+                f"distance to the intermediate languages is {rho:+.2f} (p={p_rho:.3f}); the least-squares slope is "
+                f"{fit.slope / 10:+.2f} points per 0.1 of distance.")
+
+    def _task_sentence(self) -> str:
+        t = self.per_task()
+        return "; ".join(f"{r['task']} {r['mean_gain']:+.2f} (CI {_ci(r['ci_low'], r['ci_high'])}, p={r['p']:.3f})"
+                         for _, r in t.iterrows()) or "none"
+
+    def comparison(self) -> pd.DataFrame:
+        """Our per-task gain next to Phang et al.'s (XLM-R Large; DESIGN.md §1), and whether the sign agrees."""
+        ours = self.per_task().set_index("task")
+        rows = []
+        for task in sorted(set(ours.index) | set(PAPER)):
+            paper = PAPER.get(task)
+            paper_gain = round(paper[1] - paper[0], 1) if paper else None
+            direction = PAPER_DIRECTION.get(task) or (None if paper is None else ("gain" if paper_gain > 0 else "loss"))
+            our = ours["mean_gain"].get(task, math.nan)
+            holds = None
+            if direction and not math.isnan(our):
+                holds = bool((our > 0) == (direction != "loss"))
+            rows.append({"task": task, "paper_gain": paper_gain, "paper_direction": direction,
+                         "our_gain": None if math.isnan(our) else round(float(our), 2),
+                         "our_p": ours["p"].get(task), "same_direction": holds})
+        return pd.DataFrame(rows)
+
+    def save(self) -> dict[str, Path]:
+        reports = self.outputs / "reports"
+        paths = {"results": reports / f"{self.name}-results.csv", "significance": reports / f"{self.name}-significance.csv",
+                 "answer": reports / f"{self.name}-answer.md"}
+        io.write_text(paths["results"], self.table.to_csv(index=False))
+        if self.has_baseline:
+            io.write_text(paths["significance"], self.significance().to_csv(index=False))
+        io.write_text(paths["answer"], self.answer() + "\n")
+        return paths
+
+
+def _ci(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "n/a"
+    return f"{low:+.2f} to {high:+.2f}"
+
+
+def load(params_file: str | os.PathLike, outputs_dir: str | os.PathLike | None = None) -> Study:
+    """The study of one params file: its finished target runs, collected into a table."""
+    params = grid.load_params(params_file)
+    plan = grid.expand(params, check_data=False)
+    outputs = resolve_outputs(outputs_dir or None)
+    table = results.collect(outputs, run_ids=[s.run_id for s in plan.stages["target"]], write=True)
+    if len(table):
+        table = table[table["stage"] == "target"]
+    return Study(plan.name, table, outputs)
