@@ -12,7 +12,8 @@ Trainer lacks:
   ``task=<name>``.
 * **Length grouping** per task, as the Trainer's ``group_by_length``: shuffle, cut into
   megabatches of 50 batches, sort each megabatch by length, cut into batches (here the
-  order of the batches is shuffled as well), pad each batch only to its longest row.
+  order of the batches is shuffled as well, and small sets are not cut into at least 4
+  megabatches as HF does), pad each batch only to its longest row.
 * **Exact resumption.** A checkpoint holds the model, optimizer, scheduler, each
   sampler's epoch, position and generator state, every RNG state and the log history.
   A run killed at any point and resumed gives the same losses and the same weights, bit
@@ -209,7 +210,11 @@ class BatchSampler:
 
     With ``group_by_length``: HF-style megabatches (shuffle, cut into megabatches of 50
     batches, sort each by length, longest first, cut into batches), then the order of
-    the batches is shuffled. The state is (epoch, position, the generator's state at the
+    the batches is shuffled. Unlike HF's ``get_length_grouped_indices``, a megabatch is
+    always 50 batches: HF shrinks it for small sets so that there are at least 4
+    megabatches (measured on 512 XNLI English pairs, batch 32: padded/real tokens 1.19
+    with HF's rule, 1.05 here; on 2,000 pairs 1.06 and 1.03). For a set of at most 50
+    batches the randomness is then in the tie order and the shuffled batch order. The state is (epoch, position, the generator's state at the
     start of the epoch), so a restored sampler continues exactly where it was."""
 
     def __init__(self, lengths: list[int] | np.ndarray, batch_size: int, seed: int, group_by_length: bool = True):
@@ -232,8 +237,7 @@ class BatchSampler:
         perm = torch.randperm(n, generator=self.generator).numpy()
         if not self.group_by_length:
             return [perm[i:i + bs] for i in range(0, n, bs)]
-        mult = max(1, min(n // (bs * 4), MEGABATCH_MULT))
-        mega = mult * bs
+        mega = MEGABATCH_MULT * bs
         batches = []
         for i in range(0, n, mega):
             chunk = perm[i:i + mega]
