@@ -90,7 +90,7 @@ def test_sigkill_after_first_checkpoint_then_resume_equals_uninterrupted(data_di
     assert resumed.examples_seen == full.examples_seen and resumed.tokens_seen == full.tokens_seen
     sf, sr = model_f.state_dict(), model_r.state_dict()
     assert sf.keys() == sr.keys() and all(torch.equal(sf[k], sr[k]) for k in sf)
-    assert sf["encoder.embeddings.word_embeddings.weight"].shape[0] == tok.vocab_size + EXTRA_VOCAB  # restored
+    assert sf["encoder.embeddings.word_embeddings.weight"].shape[0] == len(tok) + EXTRA_VOCAB  # restored
 
     # 4. only the final checkpoint is left; "resuming" a finished run returns the same model
     assert [p.name for p in (out / "checkpoints").iterdir() if not p.name.startswith(".")] == ["step-12"]

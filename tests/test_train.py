@@ -23,39 +23,26 @@ def xnli_rows(data_dir, n, offset=0):
     return ds.select(range(offset, offset + n))
 
 
-def build_tokenizer(data_dir, vocab_size=800):
-    """A small, deterministic XLM-R-like tokenizer (<s>=0 <pad>=1 </s>=2 <unk>=3) for XNLI English:
-    WordPiece over every character of 600 pairs plus their most frequent words (no trained model:
-    tokenizers' Unigram trainer gives a different vocabulary in each process)."""
+def build_tokenizer(data_dir, n_words=400):
+    """xfer_nb.models.tiny's XLM-R-layout tokenizer (<s>=0 <pad>=1 </s>=2 <unk>=3), deterministic,
+    with the most frequent words of 600 XNLI English pairs as extra pieces."""
     import collections
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    import re
+    from xfer_nb.models.tiny import build_tiny_tokenizer
     rows = xnli_rows(data_dir, 600)
-    pre = pre_tokenizers.Whitespace()
-    words = [w for text in list(rows["sentence1"]) + list(rows["sentence2"])
-             for w, _ in pre.pre_tokenize_str(normalizers.NFKC().normalize_str(text))]
-    vocab = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    chars = sorted({c for w in words for c in w})
-    vocab += chars + ["##" + c for c in chars]
-    counts = collections.Counter(w for w in words if len(w) > 1)
-    vocab += [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:max(0, vocab_size - len(vocab))]
-    tok = Tokenizer(models.WordPiece({v: i for i, v in enumerate(vocab)}, unk_token="<unk>"))
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>",
-                                   sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
-                                   model_input_names=["input_ids", "attention_mask"])
+    counts = collections.Counter(w for text in list(rows["sentence1"]) + list(rows["sentence2"])
+                                 for w in re.findall(r"\w+", text))
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:n_words]
+    return build_tiny_tokenizer(extra_words=words)
 
 
 def tiny_encoder(vocab_size, seed=0, hidden=32):
-    from transformers import XLMRobertaConfig, XLMRobertaModel
-    torch.manual_seed(seed)
-    config = XLMRobertaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
-                              intermediate_size=2 * hidden, max_position_embeddings=160, pad_token_id=1,
-                              bos_token_id=0, eos_token_id=2)
-    return XLMRobertaModel(config, add_pooling_layer=False)
+    """xfer_nb.models.tiny's random XLM-R encoder, without its pooler (TaskModel reads
+    last_hidden_state, so a pooler would get no gradient)."""
+    from xfer_nb.models.tiny import build_tiny_model
+    model = build_tiny_model(vocab_size, seed=seed, hidden_size=hidden, intermediate_size=2 * hidden)
+    model.pooler = None
+    return model
 
 
 def tiny_model(vocab_size, seed=0, extra_vocab=0):

@@ -34,7 +34,8 @@ Trainer lacks:
   sorted), because RoBERTa-style models derive position ids from ``input_ids != pad``.
   Not allowed when the word embeddings are tied to an output layer.
 * **freeze_word_embeddings** is a *recipe change*, not an exact speed-up: the word-
-  embedding matrix is not trained at all (nor decayed).
+  embedding matrix is not trained at all (nor decayed). With it, prune_vocabulary has
+  nothing to do and is ignored.
 * **Precision.** ``fp32``; ``bf16`` = ``torch.autocast`` to bfloat16 around the
   forward pass, weights and optimizer in fp32 (on a CPU only where oneDNN has native
   bf16, ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``; elsewhere :func:`train`
@@ -542,6 +543,9 @@ def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, r
              "micro_batches": 0, "log_history": [], "task_counts": {t: 0 for t in tasks}, "log_decay": 0.0,
              "pending_loss": 0.0, "pending_steps": 0}
     resumed_from = 0
+    if (output_dir / "checkpoints").is_dir():   # leftovers of a write cut short by a kill
+        for p in (output_dir / "checkpoints").glob(".step-*.tmp"):
+            shutil.rmtree(p, ignore_errors=True)
     ckpts = _checkpoint_dirs(output_dir)
     if not resume and (output_dir / "checkpoints").exists():
         shutil.rmtree(output_dir / "checkpoints")
@@ -623,12 +627,15 @@ def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, r
             if args.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
             lr = scheduler.get_last_lr()
+            stepped = True
             if scaler is not None:
+                scale = scaler.get_scale()
                 scaler.step(optimizer)
                 scaler.update()
+                stepped = scaler.get_scale() >= scale   # a lowered scale means inf/nan grads: step skipped
             else:
                 optimizer.step()
-            if decay_lrs_group is not None:
+            if decay_lrs_group is not None and stepped:
                 wd = optimizer.param_groups[decay_lrs_group]["weight_decay"]
                 if wd:
                     state["log_decay"] += math.log1p(-lr[decay_lrs_group] * wd)
