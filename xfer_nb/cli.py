@@ -18,15 +18,69 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--source", default="local", choices=["local", "hub"])
 
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("params", help="params YAML file (e.g. params/study.yaml)")
+        p.add_argument("--workers", type=int, default=None,
+                       help="notebooks run side by side (default: the params file's sweep.workers, else 1)")
+        p.add_argument("--executor", choices=["local", "slurm"], default=None,
+                       help="local processes, or Slurm job arrays via submitit (default: sweep.executor, else local)")
+        p.add_argument("--force", action="store_true", help="rerun finished runs too")
+        p.add_argument("--outputs", default=None, help="outputs folder (default: $XFER_NB_OUTPUTS or ./outputs)")
+        p.add_argument("--notebooks", default=None, help="folder of the stage notebooks (default: notebooks/)")
+
+    p = sub.add_parser("sweep", help="run every run of a params file's grid that is not done yet")
+    run_args(p)
+    p.add_argument("--only", default=None, choices=["prepare", "intermediate", "target"],
+                   help="run one stage only (its upstream runs must be done)")
+
+    p = sub.add_parser("study", help="sweep, then the analysis notebook over the grid; print where the report is")
+    run_args(p)
+
+    p = sub.add_parser("plan", help="what a params file's grid holds, what is done, and what the rest costs")
+    p.add_argument("params")
+    p.add_argument("--outputs", default=None)
+
+    p = sub.add_parser("lab", help="JupyterLab on the notebooks, on 127.0.0.1 with a token")
+    p.add_argument("--port", type=int, default=8888)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "data":
             from xfer_nb import data
             return data.cli_data(args)
+        if args.command in ("sweep", "study", "plan"):
+            return _run_command(args)
+        if args.command == "lab":
+            from xfer_nb import sweep
+            return sweep.lab(args.port)
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"xfer-nb {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"xfer-nb {args.command}: interrupted; run the same command again to resume "
+              "(finished runs are kept)", file=sys.stderr)
+        return 130
     return 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from xfer_nb import sweep
+
+    sweep.fast_jupyter_imports()
+    plan = sweep.load_plan(args.params)
+    if args.command == "plan":
+        print(sweep.describe_plan(plan, args.outputs))
+        return 0
+    settings = sweep.sweep_settings(plan)
+    workers = args.workers or int(settings.get("workers", 1))
+    executor = args.executor or settings.get("executor", "local")
+    if args.command == "study":
+        summary, _ = sweep.study(args.params, args.outputs, workers=workers, executor=executor, force=args.force,
+                                 notebooks_dir=args.notebooks, plan=plan)
+    else:
+        summary = sweep.sweep(plan, args.outputs, workers=workers, executor=executor, force=args.force,
+                              only=args.only, notebooks_dir=args.notebooks)
+    return 0 if summary.ok else 1
 
 
 if __name__ == "__main__":
