@@ -139,6 +139,7 @@ def test_run_job_checkpoint_requeues_itself():
     assert pickle.loads(pickle.dumps(job)).spec == spec
 
 
+@pytest.mark.slow
 def test_submitit_local_jobs_execute_the_notebooks(tmp_path):
     plan = toyplan.ToyPlan("jobs")  # two stages: intermediate runs, then the targets on them
     good = plan.add("intermediate", "good", None, value=20)
@@ -162,6 +163,7 @@ def test_submitit_local_jobs_execute_the_notebooks(tmp_path):
     assert sum(o.status == S.CACHED for o in summary.outcomes) == 2  # finished runs are not submitted again
 
 
+@pytest.mark.slow
 def test_preempted_job_is_requeued_and_the_run_resumes(tmp_path):
     """The job's time runs out mid-notebook: submitit signals it, calls RunJob.checkpoint()
     and requeues it; the rerun finds the notebook's checkpoint in the run folder."""
