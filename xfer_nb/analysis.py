@@ -66,7 +66,7 @@ class Study:
 
     # ------------------------------------------------------------ figures
 
-    def make_figures(self, show: bool = True) -> dict[str, object]:
+    def make_figures(self) -> dict[str, object]:
         """The four study figures (saved as PNG and SVG under outputs/figures/<study>/)."""
         g = self.gains
         figs = {}

@@ -33,6 +33,17 @@ TRAIN_LOG = "train_log.jsonl"
 EVAL_SEED = 0  # evaluation subsets are the same for every run, so scores pair across runs
 
 
+def quiet_libraries() -> None:
+    """Keep library progress bars and load reports out of saved notebooks and logs."""
+    import transformers
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+quiet_libraries()
+
+
 @dataclass
 class Prepared:
     sets: dict[str, datasets.Dataset]
@@ -288,19 +299,18 @@ def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
         ds = tasks.load(cfg.target_task, lang, split, source=cfg.data_source, data_dir=cfg.data_dir)
         src = ds.filter(lambda r: r["side"] == "source")
         tgt = ds.filter(lambda r: r["side"] == "target")
-        if cfg.target_task == "tatoeba":
-            src, tgt = _cap(src, cfg.max_eval_examples, EVAL_SEED), tgt
-            keep = set(src["gold"])
-            tgt = tgt.filter(lambda r: r["id"] in keep)
         embed = lambda d: sentence_embeddings(encoder, tokenizer, d["sentence"], layer=layer,
                                               pooling=cfg.retrieval_pooling, batch_size=cfg.eval_batch_size,
                                               max_length=cfg.max_seq_length)
-        src_emb, tgt_emb = embed(src), embed(tgt)
         if cfg.target_task == "tatoeba":
+            # XTREME's direction: English sentences query the other language's sentences.
+            src = _cap(src, cfg.max_eval_examples, EVAL_SEED)
             index = {t: i for i, t in enumerate(tgt["id"])}
-            scores = {"accuracy": evaluate.tatoeba_accuracy(src_emb, tgt_emb, [index[g] for g in src["gold"]])}
+            english = tgt.select([index[g] for g in src["gold"]])
+            scores = {"accuracy": evaluate.tatoeba_accuracy(embed(english), embed(src), list(range(len(src))))}
         else:
             gold = [(s, g) for s, g in zip(src["id"], src["gold"]) if g]
-            scores = evaluate.bucc_mine_and_score(src_emb, tgt_emb, src["id"], tgt["id"], gold)
+            scores = evaluate.bucc_mine_and_score(embed(src), embed(tgt), src["id"], tgt["id"], gold,
+                                                  src_texts=src["sentence"], tgt_texts=tgt["sentence"])
         results.append((lang, split, len(src), scores))
     return results

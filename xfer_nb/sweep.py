@@ -229,19 +229,20 @@ def _kernel_config():
     return Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
-_EXPORTER = None
+_EXPORTERS: dict[bool, Any] = {}
 
 
-def render_html(notebook: str | os.PathLike, html: str | os.PathLike) -> None:
-    """Render an executed notebook to HTML, written atomically."""
-    global _EXPORTER
+def render_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_code: bool = False) -> None:
+    """Render an executed notebook to HTML, written atomically. `hide_code` makes a report:
+    markdown and outputs only, so it opens with the text, not with code."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    if _EXPORTER is None:
-        _EXPORTER = HTMLExporter()
+    if hide_code not in _EXPORTERS:
+        _EXPORTERS[hide_code] = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code,
+                                             exclude_output_prompt=hide_code)
     nb = nbformat.read(str(notebook), as_version=4)
-    body, _ = _EXPORTER.from_notebook_node(nb)
+    body, _ = _EXPORTERS[hide_code].from_notebook_node(nb)
     io.write_text(html, body)
 
 
@@ -330,7 +331,9 @@ def run_spec(spec: RunSpec, outputs: str | os.PathLike | None = None, *, force: 
     if not nb_path.is_file():
         return outcome(FAILED_, error=f"notebook {nb_path} does not exist")
     values = dict(spec.config if parameters is None else parameters)
-    values.update(run_dir=str(run_dir), upstream_dir=next(iter(upstream.values()), ""))
+    values["run_dir"] = str(run_dir)
+    if upstream or spec.stage in ("intermediate", "target"):  # the stages whose notebooks take one
+        values["upstream_dir"] = next(iter(upstream.values()), "")
     try:
         check_parameters(values)
     except ValueError as err:
@@ -872,12 +875,11 @@ def run_analysis(plan: Any, params_file: str | os.PathLike, outputs: str | os.Pa
     parameters = {"outputs_dir": str(outputs), "params_file": str(Path(params_file).resolve())}
     outcome = run_spec(spec, outputs, force=force, kernel_name=kernel_name, notebooks_dir=notebooks_dir,
                        threads=threads or cpu_count(), parameters=parameters)
-    html = Path(outcome.run_dir) / HTML
-    if not outcome.ok or not html.is_file():
+    executed = Path(outcome.run_dir) / NOTEBOOK
+    if not outcome.ok or not executed.is_file():
         return outcome, None
     report = outputs / "reports" / f"{_slug(plan.name)}.html"
-    with io.atomic_path(report) as tmp:
-        shutil.copyfile(html, tmp)
+    render_html(executed, report, hide_code=True)
     return outcome, report
 
 

@@ -79,10 +79,10 @@ def hub_offline() -> bool:
 
 def check_model(name: str) -> None:
     if name.startswith("embedded:"):
-        from xfer_nb.models.embedded import EMBEDDED_MODELS
-        if name.split(":", 1)[1] not in EMBEDDED_MODELS:
+        from xfer_nb.models.embedded import EMBEDDED_NAMES
+        if name.split(":", 1)[1] not in EMBEDDED_NAMES:
             _fail("model", f"model_name_or_path={name!r} is not an embedded model; embedded: "
-                           f"{['embedded:' + n for n in EMBEDDED_MODELS]}")
+                           f"{['embedded:' + n for n in EMBEDDED_NAMES]}")
         return
     if Path(name).expanduser().is_dir():
         return

