@@ -204,3 +204,20 @@ def test_codes_filters_and_annotate():
     assert a["distance"].iloc[1] == 0.0
     assert a["distance"].iloc[2:].isna().all()
     assert list(df.columns) == ["language", "intermediate_languages"]  # input untouched
+
+
+def test_every_language_the_data_layer_returns_has_a_tier(data_dir):
+    """Results join on the data layer's codes (e.g. Tatoeba's 'am' for LASER's 'amh')."""
+    from xfer_nb import tasks
+    missing = []
+    for task in tasks.TASKS:
+        if "local" not in tasks.TASKS[task].sources:
+            continue
+        for langs in tasks.available(task, "local", data_dir).values():
+            for code in langs:
+                try:
+                    L.tier(code)
+                except KeyError:
+                    missing.append((task, code))
+    assert missing == []
+    assert L.tier("am") == L.tier("amh")

@@ -353,6 +353,12 @@ for _r in LANGUAGES:
     for _a in (_r.iso3, _r.laser):
         if _a and _a not in _BY_CODE:
             _ALIASES.setdefault(_a, _r.code)
+# ... and the 2-letter code the data layer gives LASER's Tatoeba languages (amh -> am).
+from xfer_nb.tasks.local import LASER_TO_ISO as _LASER_TO_ISO  # noqa: E402
+for _laser, _iso in _LASER_TO_ISO.items():
+    _row = _laser if _laser in _BY_CODE else _ALIASES.get(_laser)
+    if _iso not in _BY_CODE and _row:
+        _ALIASES.setdefault(_iso, _row)
 
 XTREME_LANGUAGES: tuple[str, ...] = XTREME_TASKS["panx"]  # PAN-X covers all 40
 XNLI_LANGUAGES: tuple[str, ...] = XTREME_TASKS["xnli"]
