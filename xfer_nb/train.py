@@ -39,7 +39,8 @@ Trainer lacks:
 * **Precision.** ``fp32``; ``bf16`` = ``torch.autocast`` to bfloat16 around the
   forward pass, weights and optimizer in fp32 (on a CPU only where oneDNN has native
   bf16, ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``; elsewhere :func:`train`
-  raises, because emulated bf16 is several times *slower* than fp32; pick with
+  raises, because emulated bf16 is far *slower* than fp32: a 1024x1024 matmul ran at
+  0.24 GFLOP/s in bf16 against 17 in fp32 on an AVX2-only EPYC; pick with
   :func:`default_precision`); ``fp16`` = autocast to float16 with a gradient scaler, on
   CUDA only.
 
@@ -507,8 +508,8 @@ def _autocast_for(precision: str, device: torch.device):
         return torch.autocast("cuda", dtype=torch.float16)
     if device.type == "cpu" and not bf16_supported():
         raise RuntimeError("precision='bf16' needs a CPU with native bf16 (avx512_bf16 or AMX): "
-                           "torch.ops.mkldnn._is_mkldnn_bf16_supported() is False here, and emulated bf16 is slower "
-                           "than fp32. Use precision='fp32' (xfer_nb.train.default_precision() picks for you).")
+                           "torch.ops.mkldnn._is_mkldnn_bf16_supported() is False here, and emulated bf16 is far "
+                           "slower than fp32. Use precision='fp32' (xfer_nb.train.default_precision() picks for you).")
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
