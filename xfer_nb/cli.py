@@ -67,7 +67,7 @@ def _run_command(args: argparse.Namespace) -> int:
     from xfer_nb import sweep
 
     sweep.fast_jupyter_imports()
-    plan = sweep.load_plan(args.params)
+    plan = sweep.load_plan(args.params, for_running=args.command != "plan")
     if args.command == "plan":
         print(sweep.describe_plan(plan, args.outputs))
         return 0

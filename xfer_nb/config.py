@@ -20,6 +20,7 @@ from xfer_nb.train import TrainingArgs
 
 EMBEDDED_MODEL = "embedded:multilingual-e5-small"
 NO_INTERMEDIATE = "none"
+FULL = -1  # intermediate_size: every example of the pool
 
 
 def _help(text: str, **kw) -> dict:
@@ -45,15 +46,15 @@ class PrepareConfig(DataSource):
     """Stage 1: draw the intermediate-task training subset (nested per seed)."""
 
     intermediate_task: str = field(default="xnli", **_help("Intermediate task, or several joined by '+' for multi-task (e.g. 'xnli+pawsx')."))
-    intermediate_size: int = field(default=1000, **_help("Total number of intermediate training examples, spread evenly over the languages."))
+    intermediate_size: int = field(default=1000, **_help("Intermediate training examples per task, spread evenly over the languages; -1: the full pool."))
     language_set: str = field(default="en", **_help("Name of the intermediate language set (a key of the params file's language_sets)."))
     intermediate_languages: list[str] = field(default_factory=lambda: ["en"], **_help("Languages of the intermediate data (ISO 639-1 codes)."))
     seed: int = field(default=0, **_help("Seed of the subset draw; the size-N subset is inside the size-M subset (N < M) for one seed."))
 
     def __post_init__(self):
         super().__post_init__()
-        if self.intermediate_size <= 0:
-            raise ConfigError(f"intermediate_size={self.intermediate_size} must be > 0 for a prepare run "
+        if self.intermediate_size <= 0 and self.intermediate_size != FULL:
+            raise ConfigError(f"intermediate_size={self.intermediate_size} must be > 0, or -1 for the full pool "
                               f"(size 0 means the no-intermediate baseline, which has no prepare run).")
         if not self.intermediate_languages:
             raise ConfigError("intermediate_languages=[] is empty; give at least one language.")

@@ -109,8 +109,11 @@ def _is_baseline(point: dict) -> bool:
     return point.get("intermediate_task", C.NO_INTERMEDIATE) == C.NO_INTERMEDIATE or point.get("intermediate_size", 1) == 0
 
 
-def expand(params: dict[str, Any], *, check_data: bool = True) -> Plan:
-    """Expand and validate the whole grid; raise ConfigError on the first bad value."""
+def expand(params: dict[str, Any], *, check_data: bool = True, for_running: bool = True) -> Plan:
+    """Expand and validate the whole grid; raise ConfigError on the first bad value.
+
+    check_data: check tasks, languages and sizes against the data (xfer_nb.validate);
+    for_running: also check that each model can be loaded here (off for `xfer-nb plan`)."""
     fields = _stage_fields()
     all_fields = set().union(*fields.values())
     axes = params.get("axes") or {}
@@ -150,7 +153,7 @@ def expand(params: dict[str, Any], *, check_data: bool = True) -> Plan:
         raise C.ConfigError("the grid is empty: every point was excluded, or no target_task axis/setting was given")
     if check_data:
         from xfer_nb.validate import check_plan
-        check_plan(plan)
+        check_plan(plan, for_running=for_running)
     return plan
 
 

@@ -88,7 +88,11 @@ def prepare(cfg: C.PrepareConfig, run_dir: str = "") -> Prepared:
     out = resolve_run_dir(run_dir, "prepare")
     sets, rows, metrics = {}, [], []
     for task in cfg.tasks:
-        ds = data.sample_intermediate(task, cfg.intermediate_languages, cfg.intermediate_size, cfg.seed,
+        size = cfg.intermediate_size
+        if size == C.FULL:
+            size = data.intermediate_pool_size(task, cfg.intermediate_languages, source=cfg.data_source,
+                                               data_dir=cfg.data_dir)
+        ds = data.sample_intermediate(task, cfg.intermediate_languages, size, cfg.seed,
                                       source=cfg.data_source, data_dir=cfg.data_dir)
         with io.atomic_path(out / "data" / task) as tmp:
             ds.save_to_disk(str(tmp))

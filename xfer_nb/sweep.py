@@ -712,15 +712,20 @@ GPU_THROUGHPUT_ESTIMATES_XLMR_LARGE_A100 = {
     "multiple-choice": {"train": 100, "eval": 300},
     "retrieval": {"train": 0, "eval": 2500},
 }
-TASK_KIND = {
-    "xnli": "sentence-pair", "mnli": "sentence-pair", "anli": "sentence-pair", "pawsx": "sentence-pair",
-    "qqp": "sentence-pair", "americasnli": "sentence-pair",
-    "udpos": "tagging", "panx": "tagging", "ccg": "tagging",
-    "xquad": "qa", "mlqa": "qa", "tydiqa": "qa", "squad": "qa",
-    "socialiqa": "multiple-choice", "cosmosqa": "multiple-choice", "xcopa": "multiple-choice",
-    "hellaswag": "multiple-choice", "commonsenseqa": "multiple-choice",
-    "tatoeba": "retrieval", "bucc2018": "retrieval",
-}
+FAMILY_KIND = {"pair_classification": "sentence-pair", "tagging": "tagging", "qa": "qa",
+               "multiple_choice": "multiple-choice", "retrieval": "retrieval"}
+
+
+def _kind(task: str) -> str:
+    from xfer_nb import tasks
+    return FAMILY_KIND[tasks.TASKS[task].family] if task in tasks.TASKS else "sentence-pair"
+
+
+# Training-set sizes of the hub's intermediate data (train splits; xnli: per language),
+# for sizing `intermediate_size: -1` (the full pool) in the GPU estimate.
+HUB_INTERMEDIATE_EXAMPLES = {"mnli": 392_702, "xnli": 392_702, "qqp": 363_846, "squad": 87_599,
+                             "squad_v2": 130_319, "hellaswag": 39_905, "cosmosqa": 25_262, "commonsenseqa": 9_741,
+                             "siqa": 33_410, "anli": 162_865, "udpos": 21_253, "panx": 20_000, "pawsx": 49_401}
 # Full English training sets of the XTREME target tasks (Hu et al. 2020) and approximate
 # evaluation sizes (examples per language × languages); used only for GPU estimates.
 FULL_TRAIN_EXAMPLES = {"xnli": 392_702, "pawsx": 49_401, "udpos": 21_253, "panx": 20_000, "xquad": 87_599,
@@ -767,18 +772,21 @@ def _gpu_seconds(spec: RunSpec, prepare: dict[str, RunSpec]) -> float | None:
         if prep is None:
             return None
         tasks = str(prep.config.get("intermediate_task", "")).split("+")
-        n = float(prep.config.get("intermediate_size", 0))
+        size = int(prep.config.get("intermediate_size", 0))  # per task; -1: the full pool
         cap = cfg.get("max_train_examples_per_task", -1)
         epochs = float(cfg.get("num_train_epochs", DEFAULT_EPOCHS["intermediate"]))
-        per_task = n / max(1, len(tasks))
-        if isinstance(cap, int) and cap > 0:
-            per_task = min(per_task, cap)
-        rate = [table[TASK_KIND.get(t, "sentence-pair")]["train"] or 1 for t in tasks]
-        return sum(per_task * epochs / r for r in rate)
+        seconds = 0.0
+        for t in tasks:
+            n = HUB_INTERMEDIATE_EXAMPLES.get(t, 0) * (len(prep.config.get("intermediate_languages", [1]))
+                                                       if t == "xnli" else 1) if size < 0 else size
+            if isinstance(cap, int) and cap > 0:
+                n = min(n, cap)
+            seconds += n * epochs / (table[_kind(t)]["train"] or 1)
+        return seconds
     if spec.stage == "target":
         task = cfg.get("target_task")
-        kind = TASK_KIND.get(task)
-        if kind is None or task not in EVAL_EXAMPLES:
+        kind = _kind(task)
+        if task not in EVAL_EXAMPLES:
             return None
         cap = cfg.get("max_train_examples", -1)
         n_train = FULL_TRAIN_EXAMPLES.get(task, 0)
@@ -800,8 +808,8 @@ def describe_plan(plan: Any, outputs: str | os.PathLike | None = None) -> str:
     """Counts per stage, how many are done, and what the rest should cost.
 
     CPU estimate: for each run to do, the median measured time (DONE.json `seconds`) of
-    finished runs of the same stage under `outputs` with the same model (and target task),
-    else of the whole stage; "unknown" while nothing of that stage has run. GPU estimate:
+    finished runs of the same stage under `outputs` with the same model (and target task);
+    "unknown" while no such run has finished. GPU estimate:
     the whole plan as xlm-roberta-large on one A100, from the documented estimate table
     `GPU_THROUGHPUT_ESTIMATES_XLMR_LARGE_A100` (not a measurement)."""
     outputs = outputs_dir(outputs)
@@ -821,10 +829,9 @@ def describe_plan(plan: Any, outputs: str | os.PathLike | None = None) -> str:
         by_key: dict[tuple, list[float]] = {}
         for config, seconds in measured:
             by_key.setdefault(_cost_key(stage, config), []).append(seconds)
-        everything = [s for _, s in measured]
         est, n_unknown = 0.0, 0
         for spec in todo:
-            same = by_key.get(_cost_key(stage, spec.config)) or everything
+            same = by_key.get(_cost_key(stage, spec.config))  # the same model (and task) only
             if same:
                 est += statistics.median(same)
             else:
@@ -834,7 +841,7 @@ def describe_plan(plan: Any, outputs: str | os.PathLike | None = None) -> str:
         if not todo:
             cost = "-"
         elif n_unknown == len(todo):
-            cost = "unknown (no finished run of this stage yet)"
+            cost = "unknown (no finished run like these yet)"
         else:
             cost = f"{_fmt_s(est)} from {len(measured)} measured runs"
             if n_unknown:
@@ -887,10 +894,10 @@ def _slug(name: str) -> str:
     return slug(name) or "study"
 
 
-def load_plan(params_file: str | os.PathLike):
+def load_plan(params_file: str | os.PathLike, for_running: bool = True):
     from xfer_nb import grid
 
-    return grid.expand(grid.load_params(params_file))
+    return grid.expand(grid.load_params(params_file), for_running=for_running)
 
 
 def study(params_file: str | os.PathLike, outputs: str | os.PathLike | None = None, *, workers: int | None = None,

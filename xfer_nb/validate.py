@@ -10,11 +10,13 @@ import os
 from pathlib import Path
 
 from xfer_nb import tasks
-from xfer_nb.config import ConfigError, EMBEDDED_MODEL
+from xfer_nb.config import FULL, ConfigError, EMBEDDED_MODEL
 from xfer_nb.tasks import schema
 
 
-def check_plan(plan) -> None:
+def check_plan(plan, for_running: bool = True) -> None:
+    """Check every run of `plan`; with for_running=False (planning) skip the checks that
+    need the models or the hub's data to be reachable from here."""
     for spec in plan.stages["prepare"]:
         check_prepare(spec.config)
     models = set()
@@ -22,8 +24,9 @@ def check_plan(plan) -> None:
         models.add(spec.config["model_name_or_path"])
     for spec in plan.stages["target"]:
         check_target(spec.config)
-    for name in sorted(models):
-        check_model(name)
+    if for_running:
+        for name in sorted(models):
+            check_model(name)
 
 
 def _fail(where: str, message: str) -> None:
@@ -41,6 +44,8 @@ def check_prepare(cfg: dict) -> None:
         if spec.family == schema.RETRIEVAL or not spec.intermediate_split.get(source):
             usable = [t for t in tasks.INTERMEDIATE_TASKS if tasks.TASKS[t].intermediate_split.get(source)]
             _fail(where, f"intermediate_task={task!r} has no {source} intermediate data; usable: {usable}")
+        if source == "hub" or cfg["intermediate_size"] == FULL:
+            continue  # hub pools are sized when the prepare run loads them, before any training
         try:
             pool = data.intermediate_pool_size(task, cfg["intermediate_languages"], source=source, data_dir=cfg["data_dir"])
         except (KeyError, ValueError, FileNotFoundError) as err:
