@@ -77,6 +77,7 @@ from xfer_nb import io
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SAMPLING = ("proportional", "uniform", "temperature")
+DEVICES = ("auto", "cpu", "cuda")
 MEGABATCH_MULT = 50  # batches per length-sorted megabatch, as in HF's LengthGroupedSampler
 # Fields that change neither the numbers nor the order of anything trained: a checkpoint
 # written under other values of these may be resumed.
@@ -114,6 +115,10 @@ class TrainingArgs:
     multitask_cap: int | None = field(default=None, **_help("Examples cap per task when sizing the proportional/temperature mixture (jiant/T5 'K'); None: no cap."))
     freeze_word_embeddings: bool = field(default=False, **_help("Do not train the word-embedding matrix (a recipe change that removes the cost of a large vocabulary)."))
     prune_vocabulary: bool = field(default=False, **_help("Train only the embedding rows the data uses and restore the full matrix at the end (exact; see xfer_nb.train)."))
+    eval_steps: int = field(default=0, **_help("Score the validation subset every this many optimizer steps (0: never); early stopping needs it."))
+    early_stopping_patience: int = field(default=0, **_help("Stop after this many validation scores in a row without improvement and keep the best weights (0: off)."))
+    validation_examples: int = field(default=500, **_help("Size of the validation subset for eval_steps (held-out English data of the task)."))
+    device: str = field(default="auto", **_help("'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."))
 
     def __post_init__(self):
         def bad(name: str, allowed: str):
@@ -151,6 +156,16 @@ class TrainingArgs:
             bad("multitask_temperature", "use a value > 0")
         if self.multitask_cap is not None and self.multitask_cap <= 0:
             bad("multitask_cap", "use None (no cap) or an integer >= 1")
+        if self.eval_steps < 0:
+            bad("eval_steps", "use 0 (never) or an integer >= 1")
+        if self.early_stopping_patience < 0:
+            bad("early_stopping_patience", "use 0 (off) or an integer >= 1")
+        if self.early_stopping_patience > 0 and self.eval_steps == 0:
+            bad("early_stopping_patience", "early stopping needs eval_steps >= 1")
+        if self.validation_examples < 1:
+            bad("validation_examples", "use an integer >= 1")
+        if self.device not in DEVICES:
+            bad("device", f"allowed: {list(DEVICES)}")
 
 
 @dataclass
