@@ -252,3 +252,21 @@ def test_progress_lines_without_a_terminal(tok, xnli, tmp_path, capsys):
 def test_training_args_are_documented():
     for f in dataclasses.fields(TrainingArgs):
         assert f.metadata.get("help"), f.name
+
+
+# ----------------------------------------------------------------------------- device
+
+def test_device_auto_and_cuda_without_cuda(tok, xnli, tmp_path):
+    model = tiny_model(len(tok))
+    res = run(model, {"xnli": xnli}, tmp_path / "a", tok, max_steps=2, device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert res.device.startswith(expected) and next(model.parameters()).device.type == expected
+    with pytest.raises(ValueError, match="device='gpu' is not allowed"):
+        TrainingArgs(device="gpu")
+    if torch.cuda.is_available():
+        return
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="device='cuda' but torch.cuda.is_available\\(\\) is False"):
+        run(model, {"xnli": xnli}, tmp_path / "c", tok, device="cuda", checkpoint_every_steps=1)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert not (tmp_path / "c").exists()

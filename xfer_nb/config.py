@@ -3,7 +3,7 @@
 Each stage is one dataclass whose fields carry `help` metadata (as in Hugging Face's
 `run_xnli.py`). The same field names are the notebooks' parameters, the keys of the
 params YAML and the keys of a run's `config.json`: a field is declared once, here (the
-training fields once, in `xfer_nb.train.TrainingArgs`), and never copied by hand.
+training fields once, in `xfer_nb.train_args.TrainingArgs`), and never copied by hand.
 
 `from_dict` rejects unknown keys and wrong types with a message that names the key, the
 value and what is allowed, before anything runs.
@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from xfer_nb.train import TrainingArgs
+from xfer_nb.train_args import TrainingArgs  # torch-free: plan/sweep start fast
 
 EMBEDDED_MODEL = "embedded:multilingual-e5-small"
 NO_INTERMEDIATE = "none"

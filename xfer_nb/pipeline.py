@@ -7,6 +7,36 @@ target        train a fresh head (and the encoder) on the target task's English 
               starting from the intermediate encoder or the base model, then evaluate
               zero-shot in every language with XTREME's metrics.
 
+Validation and early stopping (`eval_steps > 0`, `early_stopping_patience`): the
+training stages score the model every `eval_steps` steps on `validation_examples`
+held-out examples with the task's primary metric (`evaluate.PRIMARY_METRIC`: accuracy,
+or F1 for tagging and QA), through `predict.predict` and `evaluate.compute` as the
+zero-shot evaluation does.
+
+* target: the target task's labelled English `dev` split when it is not the training
+  data (local: xnli, udpos, panx, mlqa; hub: xnli, pawsx, udpos, panx, mlqa, tydiqa), a
+  seeded subset of `validation_examples` rows (seed EVAL_SEED, the same for every run).
+  Where that dev split is also the evaluation split (local xnli and mlqa, hub tydiqa),
+  the English score of the run is on data used for model selection. Where the only
+  English data is the training split (local pawsx and tydiqa; xquad, whose English data
+  is TyDiQA/SQuAD train), the last `validation_examples` rows of a seed-`seed`
+  permutation of the English training data are held out and the run trains on the other
+  rows (in their original order; `max_train_examples` then caps those).
+* intermediate: the same hold-out, per task, on the prepared data (the last
+  `validation_examples` rows of a seed-`seed` permutation; the run trains on the other
+  `intermediate_size - validation_examples`). With several tasks the score is the
+  unweighted mean over tasks of each task's primary metric, each read through its own
+  head. Languages are pooled; a metric with language-specific normalisation (MLQA) is
+  computed per language and averaged weighted by examples.
+
+The summaries report `best_step`, `best_validation_score`, `stopped_early` and where
+the validation data came from; `train_log.jsonl` holds the loss and the validation
+entries, the returned `log` frame only the loss rows.
+
+Several GPUs: `python -m xfer_nb.distributed` runs `intermediate` or `target` under
+torchrun (see that module); after training only rank 0 saves and evaluates, the other
+ranks return None.
+
 Every stage writes `metrics.jsonl` in its run folder; the sweep writes `config.json`
 before and `DONE.json` after. Called by hand with run_dir="" a stage works in
 `outputs/scratch/<stage>/`.
@@ -73,7 +103,7 @@ def resolve_run_dir(run_dir: str, stage: str) -> Path:
 
 
 def training_args(cfg) -> "TrainingArgs":
-    from xfer_nb.train import TrainingArgs
+    from xfer_nb.train_args import TrainingArgs
     return TrainingArgs(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainingArgs)})
 
 
@@ -150,19 +180,21 @@ def _require_finished(upstream_dir: str, stage: str) -> Path:
 
 # ---------------------------------------------------------------- stage 2: intermediate
 
-def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str = "") -> Trained:
-    from xfer_nb import featurize, train
+def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str = "") -> Trained | None:
+    from xfer_nb import distributed, featurize, train
     from xfer_nb.models import heads
     out = resolve_run_dir(run_dir, "intermediate")
     prep_dir = _require_finished(upstream_dir or str(outputs_dir() / "scratch" / "prepare"), "prepare")
     sets = load_prepared(prep_dir)
     model_path = base_model_path(cfg.model_name_or_path)
     tokenizer = load_tokenizer(model_path)
-    feats, head_specs = {}, {}
+    feats, head_specs, held_out = {}, {}, {}
     for task, ds in sets.items():
         spec = tasks.TASKS[task]
+        if cfg.eval_steps > 0:
+            ds, held_out[task] = hold_out(ds, cfg.validation_examples, cfg.seed, f"the prepared {task} data")
         if cfg.max_train_examples_per_task > 0 and len(ds) > cfg.max_train_examples_per_task:
-            ds = ds.select(range(cfg.max_train_examples_per_task))  # prepared sets are already shuffled
+            ds = ds.select(range(cfg.max_train_examples_per_task))
         feats[task] = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length)
         head_specs[task] = (spec.family, num_labels(spec))
     encoder = heads.load_encoder(model_path)
@@ -171,25 +203,93 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
         model = heads.TaskModel(encoder, family, n, seed=cfg.seed)
     else:
         model = heads.MultiTaskModel(encoder, head_specs, seed=cfg.seed)
+    evaluate_fn = None
+    if held_out:
+        scorers = [validation_scorer(task, task, held_out[task], tokenizer, cfg.max_seq_length,
+                                     head=task if len(head_specs) > 1 else None) for task in held_out]
+        evaluate_fn = lambda m: sum(score(m) for score in scorers) / len(scorers)  # noqa: E731
     result = train.train(model, feats, training_args(cfg), out, collate_fn=featurize.collate,
-                         pad_token_id=tokenizer.pad_token_id)
+                         pad_token_id=tokenizer.pad_token_id, evaluate_fn=evaluate_fn)
+    if not distributed.is_main_process():   # torchrun: rank 0 saves
+        return None
     heads.save_encoder(model, out / ENCODER, tokenizer)
     io.write_jsonl(out / TRAIN_LOG, result.log_history)
     summary = _train_summary(result, {t: len(f) for t, f in feats.items()})
+    if held_out:
+        summary["validation"] = (f"per task, the last {cfg.validation_examples} rows of a seed-{cfg.seed} permutation "
+                                 f"of the prepared data (held out; mean of the tasks' primary metrics)")
     runs.write_metrics(out, [{"run_id": out.name, "stage": "intermediate", "task": "+".join(sets), "language": "all",
                               "split": "train", "metric": k, "value": v, "n_examples": result.examples_seen}
                              for k, v in summary.items() if k in ("final_loss", "examples_per_second")])
     _drop_checkpoints(out)
-    return Trained(summary, pd.DataFrame(result.log_history), out)
+    return Trained(summary, loss_frame(result.log_history), out)
 
 
 def _train_summary(result, sizes: dict) -> dict:
-    log = result.log_history
-    return {"train_examples": sizes, "steps": result.global_step, "examples_seen": result.examples_seen,
-            "train_seconds": round(result.train_seconds, 1),
-            "examples_per_second": round(result.examples_per_second, 1),
-            "final_loss": round(float(log[-1]["loss"]), 4) if log else None,
-            "resumed_from_step": result.resumed_from_step}
+    log = [e for e in result.log_history if "loss" in e]
+    summary = {"train_examples": sizes, "steps": result.global_step, "examples_seen": result.examples_seen,
+               "train_seconds": round(result.train_seconds, 1),
+               "examples_per_second": round(result.examples_per_second, 1),
+               "final_loss": round(float(log[-1]["loss"]), 4) if log else None,
+               "resumed_from_step": result.resumed_from_step}
+    if result.best_step is not None:
+        summary.update(best_step=result.best_step, best_validation_score=round(float(result.best_score), 4),
+                       stopped_early=result.stopped_early, eval_seconds=round(result.eval_seconds, 1))
+    if result.world_size > 1:
+        summary["world_size"] = result.world_size
+    return summary
+
+
+def loss_frame(log: list[dict]) -> pd.DataFrame:
+    """The loss rows of a training log (validation rows left out), as the notebooks plot them."""
+    return pd.DataFrame([e for e in log if "loss" in e])
+
+
+# ---------------------------------------------------------------- validation (eval_steps > 0)
+
+def hold_out(ds: datasets.Dataset, n: int, seed: int, what: str) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(rest, held_out): the last `n` rows of a seed-`seed` permutation of `ds` are held out;
+    both parts keep the rows' original order."""
+    import numpy as np
+    if n >= len(ds):
+        raise ValueError(f"validation_examples={n} leaves no training data: {what} has {len(ds)} examples; "
+                         f"use validation_examples < {len(ds)}, or eval_steps=0.")
+    perm = np.random.default_rng(seed).permutation(len(ds))
+    return ds.select(np.sort(perm[:-n])), ds.select(np.sort(perm[-n:]))
+
+
+def validation_split(cfg: C.TargetConfig, training: tuple[str, str, str]) -> tuple[str, str, str] | None:
+    """(task, "en", "dev") when the target task has labelled English dev data that is not its
+    training data; None when the validation examples must be held out of the training data."""
+    task = cfg.target_task
+    splits = tasks.available(task, cfg.data_source, cfg.data_dir)
+    if ("en" in splits.get("dev", []) and (task, "en", "dev") != tuple(training)
+            and tasks.has_labels(task, "dev", cfg.data_source)):
+        return task, "en", "dev"
+    return None
+
+
+def validation_scorer(metric_task: str, data_task: str, ds: datasets.Dataset, tokenizer, max_seq_length: int, *,
+                      head: str | None = None, batch_size: int = 64):
+    """model -> the primary metric of `metric_task` (evaluate.PRIMARY_METRIC) on `ds`, rows of
+    `data_task`'s family, predicted through the head `head` (a MultiTaskModel's) or the only one."""
+    from xfer_nb import evaluate, featurize, predict
+    spec, family = tasks.TASKS[metric_task], tasks.TASKS[data_task].family
+    metric = evaluate.PRIMARY_METRIC[metric_task]
+    groups = {}
+    for lang in sorted(set(ds["language"])):
+        part = ds.filter(lambda r: r["language"] == lang) if len(set(ds["language"])) > 1 else ds
+        groups[lang] = (part, featurize.featurize(part, family, tokenizer, max_seq_length, for_training=False))
+
+    def score(model) -> float:
+        total, n = 0.0, 0
+        for lang, (part, feats) in groups.items():
+            preds = predict.predict(model, feats, family, batch_size=batch_size, task=head)
+            predictions, references = _align(spec, part, preds)
+            total += evaluate.compute(metric_task, lang, predictions, references)[metric] * len(part)
+            n += len(part)
+        return total / n
+    return score
 
 
 def _drop_checkpoints(run_dir: Path) -> None:
@@ -220,7 +320,7 @@ def _cap(ds: datasets.Dataset, n: int, seed: int) -> datasets.Dataset:
     return ds
 
 
-def target(cfg: C.TargetConfig, run_dir: str = "", upstream_dir: str = "") -> Evaluated:
+def target(cfg: C.TargetConfig, run_dir: str = "", upstream_dir: str = "") -> Evaluated | None:
     from xfer_nb import evaluate
     out = resolve_run_dir(run_dir, "target")
     spec = tasks.TASKS[cfg.target_task]
@@ -233,9 +333,14 @@ def target(cfg: C.TargetConfig, run_dir: str = "", upstream_dir: str = "") -> Ev
     langs = eval_languages(cfg)
     started = time.time()
     if spec.family == schema.RETRIEVAL:
+        from xfer_nb import distributed
+        if not distributed.is_main_process():   # torchrun: nothing to train; rank 0 evaluates
+            return None
         score_rows, log, train_summary = _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs), [], {}
     else:
         model, log, train_summary = _train_target(cfg, spec, encoder_path, tokenizer, out)
+        if model is None:   # torchrun: rank 0 evaluates and writes the results
+            return None
         score_rows = _evaluate_supervised(cfg, spec, model, tokenizer, langs)
     rows = []
     for lang, split, n, scores in score_rows:
@@ -246,7 +351,7 @@ def target(cfg: C.TargetConfig, run_dir: str = "", upstream_dir: str = "") -> Ev
     table = pd.DataFrame(rows)
     summary = {"target_task": cfg.target_task, "languages": len(langs), **train_summary,
                "seconds": round(time.time() - started, 1)}
-    return Evaluated(summary, table, pd.DataFrame(log), out)
+    return Evaluated(summary, table, loss_frame(log), out)
 
 
 def _train_target(cfg, spec, encoder_path, tokenizer, out):
@@ -256,14 +361,34 @@ def _train_target(cfg, spec, encoder_path, tokenizer, out):
     if training is None:
         raise ValueError(f"target_task={cfg.target_task!r} has no English training data for data_source="
                          f"{cfg.data_source!r}; it cannot be a trained target task")
+    from xfer_nb import distributed
     train_task, lang, split = training
-    train_ds = _cap(tasks.load(train_task, lang, split, source=cfg.data_source, data_dir=cfg.data_dir),
-                    cfg.max_train_examples, cfg.seed)
+    train_ds = tasks.load(train_task, lang, split, source=cfg.data_source, data_dir=cfg.data_dir)
+    evaluate_fn, where = None, None
+    if cfg.eval_steps > 0:
+        dev = validation_split(cfg, training)
+        if dev is None:
+            train_ds, val_ds = hold_out(train_ds, cfg.validation_examples, cfg.seed,
+                                        f"the English training data ({train_task} {lang} {split})")
+            where = (f"held out: the last {len(val_ds)} rows of a seed-{cfg.seed} permutation of {train_task} "
+                     f"{lang} {split} (not trained on)")
+        else:
+            val_ds = _cap(tasks.load(*dev, source=cfg.data_source, data_dir=cfg.data_dir, require_labels=True),
+                          cfg.validation_examples, EVAL_SEED)
+            where = f"{len(val_ds)} rows of {dev[0]} {dev[1]} {dev[2]}"
+        evaluate_fn = validation_scorer(cfg.target_task, train_task, val_ds, tokenizer, cfg.max_seq_length,
+                                        batch_size=cfg.eval_batch_size)
+    train_ds = _cap(train_ds, cfg.max_train_examples, cfg.seed)
     feats = featurize.featurize(train_ds, spec.family, tokenizer, cfg.max_seq_length)
     model = heads.build_task_model(encoder_path, spec.family, num_labels(spec), seed=cfg.seed)
     result = train.train(model, {cfg.target_task: feats}, training_args(cfg), out, collate_fn=featurize.collate,
-                         pad_token_id=tokenizer.pad_token_id)
-    return model, result.log_history, _train_summary(result, {cfg.target_task: len(feats)})
+                         pad_token_id=tokenizer.pad_token_id, evaluate_fn=evaluate_fn)
+    summary = _train_summary(result, {cfg.target_task: len(feats)})
+    if where:
+        summary["validation"] = where
+    if not distributed.is_main_process():
+        return None, result.log_history, summary
+    return model, result.log_history, summary
 
 
 def _evaluate_supervised(cfg, spec, model, tokenizer, langs):
@@ -295,7 +420,8 @@ def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
     from xfer_nb import evaluate
     from xfer_nb.models import heads
     from xfer_nb.models.hub import sentence_embeddings
-    encoder = heads.load_encoder(encoder_path).eval()
+    from xfer_nb.train import resolve_device
+    encoder = heads.load_encoder(encoder_path).eval().to(resolve_device(cfg.device))  # embeddings run there
     split = spec.eval_split[cfg.data_source]
     layer = None if cfg.retrieval_layer < 0 else cfg.retrieval_layer
     results = []

@@ -78,6 +78,7 @@ def model_outputs(model: torch.nn.Module, featurized, family: str, *, batch_size
         featurized = featurized.select_columns(
             [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in featurized.column_names])
     results: list[dict[str, np.ndarray] | None] = [None] * n
+    device = next(model.parameters()).device   # batches go where the model is (CPU or CUDA)
     was_training = model.training
     model.eval()
     try:
@@ -89,16 +90,17 @@ def model_outputs(model: torch.nn.Module, featurized, family: str, *, batch_size
                     rows = [{k: cols[k][j] for k in cols} for j in range(len(idx))]
                 else:
                     rows = [featurized[i] for i in idx]
-                batch = {k: v for k, v in collate(rows, pad).items() if k not in _TARGET_KEYS}
+                batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in collate(rows, pad).items()
+                         if k not in _TARGET_KEYS}
                 out = model(task=task, **batch) if task is not None else model(**batch)
                 if family == QA:
-                    s = out["start_logits"].float().numpy()
-                    e = out["end_logits"].float().numpy()
+                    s = out["start_logits"].float().cpu().numpy()
+                    e = out["end_logits"].float().cpu().numpy()
                     for j, i in enumerate(idx):
                         L = int(lengths[i])
                         results[i] = {"start_logits": s[j, :L].copy(), "end_logits": e[j, :L].copy()}
                 else:
-                    logits = out["logits"].float().numpy()
+                    logits = out["logits"].float().cpu().numpy()
                     for j, i in enumerate(idx):
                         row = logits[j, : int(lengths[i])] if family == TAGGING else logits[j]
                         results[i] = {"logits": row.copy()}

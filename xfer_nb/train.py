@@ -44,6 +44,30 @@ Trainer lacks:
   :func:`default_precision`); ``fp16`` = autocast to float16 with a gradient scaler, on
   CUDA only.
 
+* **Device.** ``args.device``: ``"auto"`` = CUDA when ``torch.cuda.is_available()``,
+  else CPU; ``"cuda"`` without CUDA raises a ValueError before anything changes.
+  :func:`train` moves the model (and every batch) there, and leaves it there.
+* **Validation and early stopping.** With ``evaluate_fn(model) -> float`` (higher is
+  better) and ``eval_steps > 0``, the model is scored every ``eval_steps`` optimizer
+  steps and after the last step (in eval mode, then back to train mode; the RNG states
+  are saved before and put back after, so scoring never changes the training itself).
+  Each score is a ``{step, validation_score, epoch}`` entry of ``log_history``.
+  With ``early_stopping_patience = p > 0`` training stops after ``p`` scores in a row
+  without a strict improvement, and the best-scoring weights are put back at the end
+  (held in memory; a checkpoint stores them as ``best_model.pt`` together with the best
+  score, best step and count of scores without improvement, so a resumed run stops at
+  the same step and ends with the same weights as an uninterrupted one). The learning-
+  rate schedule is the one of the full run (stopping only cuts it short).
+* **Several processes (torchrun / DDP).** Under ``torchrun`` with ``WORLD_SIZE > 1``
+  :func:`train` starts ``torch.distributed`` (``nccl`` on CUDA, ``gloo`` on CPU), wraps
+  the model in ``DistributedDataParallel`` and gives rank ``r`` the draws ``r, r + W,
+  ...`` of the one seeded batch sequence: a step sees ``batch x W x accumulation``
+  examples, the same arithmetic as one process with accumulation ``W x accumulation``.
+  Rank 0 writes checkpoints (with every rank's RNG state) and prints; counts and losses
+  are summed over the ranks; all ranks end with identical weights. See
+  :mod:`xfer_nb.distributed` for launching one stage this way. Dropout draws differ by
+  rank (rank ``r`` seeds torch with ``seed + r``).
+
 Steps: one *step* is one optimizer update of ``gradient_accumulation_steps``
 micro-batches. An *epoch* is ``ceil(n / batch)`` micro-batches for one task, and
 ``Σ_task ceil(min(n_task, cap) / batch)`` for several; the samplers themselves run
@@ -55,6 +79,7 @@ every ``logging_steps`` steps (saved notebooks carry no progress-bar noise);
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -74,10 +99,8 @@ import torch
 from torch import nn
 
 from xfer_nb import io
+from xfer_nb.train_args import DEVICES, PRECISIONS, SAMPLING, TrainingArgs, _help  # noqa: F401 (re-exported)
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-SAMPLING = ("proportional", "uniform", "temperature")
-DEVICES = ("auto", "cpu", "cuda")
 MEGABATCH_MULT = 50  # batches per length-sorted megabatch, as in HF's LengthGroupedSampler
 # Fields that change neither the numbers nor the order of anything trained: a checkpoint
 # written under other values of these may be resumed.
@@ -87,87 +110,6 @@ _RESUME_NEUTRAL = ("logging_steps", "checkpoint_every_steps", "save_total_limit"
 MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
 
 
-def _help(text: str, **kw) -> dict:
-    return {"metadata": {"help": text}, **kw}
-
-
-@dataclass
-class TrainingArgs:
-    """Training hyper-parameters (names as in Hugging Face's ``TrainingArguments``)."""
-
-    learning_rate: float = field(default=2e-5, **_help("Peak learning rate of AdamW (after linear warm-up)."))
-    per_device_train_batch_size: int = field(default=32, **_help("Examples per micro-batch."))
-    gradient_accumulation_steps: int = field(default=1, **_help("Micro-batches per optimizer step."))
-    num_train_epochs: float = field(default=3.0, **_help("Epochs of training (used when max_steps <= 0); may be fractional."))
-    max_steps: int = field(default=-1, **_help("Optimizer steps; -1: derive from num_train_epochs."))
-    warmup_ratio: float = field(default=0.1, **_help("Fraction of the steps with linear warm-up from 0 to learning_rate; then linear decay to 0."))
-    weight_decay: float = field(default=0.01, **_help("Decoupled AdamW weight decay (not on biases and LayerNorm weights)."))
-    max_grad_norm: float = field(default=1.0, **_help("Gradient clipping norm; 0 disables clipping."))
-    seed: int = field(default=42, **_help("Seed of data order, task draws and dropout."))
-    precision: str = field(default="fp32", **_help("'fp32', 'bf16' (autocast; CPU needs native bf16, see default_precision()) or 'fp16' (CUDA only)."))
-    group_by_length: bool = field(default=True, **_help("Batch examples of similar length (megabatches of 50 batches, sorted) and pad per batch; ~5x faster on CPU."))
-    checkpoint_every_steps: int = field(default=0, **_help("Write a resumable checkpoint every this many steps, and at the end (0: no checkpoints)."))
-    save_total_limit: int = field(default=2, **_help("Checkpoints kept (the newest ones); at least 1."))
-    logging_steps: int = field(default=50, **_help("Record (and print, without a terminal) the mean loss every this many steps."))
-    num_threads: int = field(default=1, **_help("torch threads for this process (1 is fastest per core on a shared CPU)."))
-    multitask_sampling: str = field(default="proportional", **_help("How each micro-batch picks its task: 'proportional' to size, 'uniform', or 'temperature' (size ** (1/T))."))
-    multitask_temperature: float = field(default=2.0, **_help("T of temperature sampling (1 = proportional, large = uniform)."))
-    multitask_cap: int | None = field(default=None, **_help("Examples cap per task when sizing the proportional/temperature mixture (jiant/T5 'K'); None: no cap."))
-    freeze_word_embeddings: bool = field(default=False, **_help("Do not train the word-embedding matrix (a recipe change that removes the cost of a large vocabulary)."))
-    prune_vocabulary: bool = field(default=False, **_help("Train only the embedding rows the data uses and restore the full matrix at the end (exact; see xfer_nb.train)."))
-    eval_steps: int = field(default=0, **_help("Score the validation subset every this many optimizer steps (0: never); early stopping needs it."))
-    early_stopping_patience: int = field(default=0, **_help("Stop after this many validation scores in a row without improvement and keep the best weights (0: off)."))
-    validation_examples: int = field(default=500, **_help("Size of the validation subset for eval_steps (held-out English data of the task)."))
-    device: str = field(default="auto", **_help("'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."))
-
-    def __post_init__(self):
-        def bad(name: str, allowed: str):
-            raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; {allowed}.")
-
-        if not self.learning_rate > 0:
-            bad("learning_rate", "use a value > 0")
-        if self.per_device_train_batch_size <= 0:
-            bad("per_device_train_batch_size", "use an integer >= 1")
-        if self.gradient_accumulation_steps <= 0:
-            bad("gradient_accumulation_steps", "use an integer >= 1")
-        if self.max_steps <= 0 and not self.num_train_epochs > 0:
-            bad("num_train_epochs", "use a value > 0, or set max_steps > 0")
-        if self.max_steps == 0 or self.max_steps < -1:
-            bad("max_steps", "use -1 (derive from num_train_epochs) or an integer >= 1")
-        if not 0 <= self.warmup_ratio < 1:
-            bad("warmup_ratio", "use a value in [0, 1)")
-        if self.weight_decay < 0:
-            bad("weight_decay", "use a value >= 0")
-        if self.max_grad_norm < 0:
-            bad("max_grad_norm", "use a value >= 0 (0 disables clipping)")
-        if self.precision not in PRECISIONS:
-            bad("precision", f"allowed: {list(PRECISIONS)}")
-        if self.checkpoint_every_steps < 0:
-            bad("checkpoint_every_steps", "use 0 (no checkpoints) or an integer >= 1")
-        if self.save_total_limit < 1:
-            bad("save_total_limit", "use an integer >= 1")
-        if self.logging_steps <= 0:
-            bad("logging_steps", "use an integer >= 1")
-        if self.num_threads <= 0:
-            bad("num_threads", "use an integer >= 1")
-        if self.multitask_sampling not in SAMPLING:
-            bad("multitask_sampling", f"allowed: {list(SAMPLING)}")
-        if not self.multitask_temperature > 0:
-            bad("multitask_temperature", "use a value > 0")
-        if self.multitask_cap is not None and self.multitask_cap <= 0:
-            bad("multitask_cap", "use None (no cap) or an integer >= 1")
-        if self.eval_steps < 0:
-            bad("eval_steps", "use 0 (never) or an integer >= 1")
-        if self.early_stopping_patience < 0:
-            bad("early_stopping_patience", "use 0 (off) or an integer >= 1")
-        if self.early_stopping_patience > 0 and self.eval_steps == 0:
-            bad("early_stopping_patience", "early stopping needs eval_steps >= 1")
-        if self.validation_examples < 1:
-            bad("validation_examples", "use an integer >= 1")
-        if self.device not in DEVICES:
-            bad("device", f"allowed: {list(DEVICES)}")
-
-
 @dataclass
 class TrainResult:
     global_step: int
@@ -175,12 +117,28 @@ class TrainResult:
     train_seconds: float
     examples_per_second: float
     tokens_per_second: float  # real (attention-mask) tokens, not padding
-    log_history: list[dict] = field(default_factory=list)  # {step, loss, learning_rate, epoch}
+    log_history: list[dict] = field(default_factory=list)  # {step, loss, learning_rate, epoch} and {step, validation_score, epoch}
     task_counts: dict[str, int] = field(default_factory=dict)  # micro-batches drawn per task
     tokens_seen: int = 0
     padded_tokens_seen: int = 0  # batch x padded length, summed
     resumed_from_step: int = 0
     vocab_rows_trained: int | None = None  # with prune_vocabulary: rows kept
+    best_step: int | None = None  # step of the best validation score (None: no validation)
+    best_score: float | None = None
+    stopped_early: bool = False  # early stopping ended the run before its last step
+    eval_seconds: float = 0.0  # spent in evaluate_fn (not in train_seconds)
+    world_size: int = 1  # processes that trained (torchrun)
+    device: str = "cpu"
+
+    @property
+    def validation_history(self) -> list[dict]:
+        """The ``{step, validation_score, epoch}`` entries of log_history."""
+        return [e for e in self.log_history if "validation_score" in e]
+
+    @property
+    def loss_history(self) -> list[dict]:
+        """The ``{step, loss, learning_rate, epoch}`` entries of log_history."""
+        return [e for e in self.log_history if "loss" in e]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -397,6 +355,7 @@ class _PrunedVocabulary:
         self.ids = ids
         self.old_to_new = torch.full((vocab,), -1, dtype=torch.long)
         self.old_to_new[ids] = torch.arange(len(ids))
+        self.old_to_new = self.old_to_new.to(weight.device)
         if embedding.padding_idx is not None:
             assert int(self.old_to_new[embedding.padding_idx]) == embedding.padding_idx
         self.log_decay = 0.0  # Σ_t log(1 - lr_t * wd): decay the unused rows would have had
@@ -404,14 +363,32 @@ class _PrunedVocabulary:
         embedding.num_embeddings = len(ids)
 
     def remap(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.old_to_new[input_ids]
+        return self.old_to_new[input_ids.to(self.old_to_new.device)].to(input_ids.device)
+
+    @contextlib.contextmanager
+    def full_matrix(self, log_decay: float):
+        """For scoring mid-run: the full matrix exactly as restore() would build it after
+        ``log_decay``, in a copy (no gradient); the trained rows are put back afterwards."""
+        trained = self.embedding.weight
+        with torch.no_grad():
+            full = self.full_weight.detach().clone()
+            if log_decay != 0.0:
+                full.mul_(math.exp(log_decay))
+            full[self.ids.to(full.device)] = trained.detach().to(full.device, full.dtype)
+        self.embedding.weight = nn.Parameter(full, requires_grad=False)
+        self.embedding.num_embeddings = full.shape[0]
+        try:
+            yield
+        finally:
+            self.embedding.weight = trained
+            self.embedding.num_embeddings = trained.shape[0]
 
     def restore(self) -> None:
         full = self.full_weight
         with torch.no_grad():
             if self.log_decay != 0.0:
                 full.mul_(math.exp(self.log_decay))
-            full[self.ids] = self.embedding.weight.detach().to(full.dtype)
+            full[self.ids.to(full.device)] = self.embedding.weight.detach().to(full.device, full.dtype)
         self.embedding.weight = full
         self.embedding.num_embeddings = full.shape[0]
 
@@ -461,17 +438,35 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _run_signature(args: TrainingArgs, train_sets: Mapping[str, Any], vocab_rows: int | None) -> dict:
+def _run_signature(args: TrainingArgs, train_sets: Mapping[str, Any], vocab_rows: int | None,
+                   world: int = 1) -> dict:
     fields = {k: v for k, v in dataclasses.asdict(args).items() if k not in _RESUME_NEUTRAL}
     fields = {k: fields[k] for k in (f.name for f in dataclasses.fields(TrainingArgs)) if k in fields}
-    return {"args": fields, "tasks": {t: len(ds) for t, ds in train_sets.items()}, "vocab_rows": vocab_rows}
+    signature = {"args": fields, "tasks": {t: len(ds) for t, ds in train_sets.items()}, "vocab_rows": vocab_rows}
+    if world > 1:   # absent for one process, so single-process checkpoints keep their signature
+        signature["world_size"] = world
+    return signature
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA -> ValueError.
+    Under torchrun on CUDA each process gets ``cuda:LOCAL_RANK``."""
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not allowed; allowed: {list(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch.cuda.is_available() is False here (torch "
+                         f"{torch.__version__}, CUDA build: {torch.version.cuda}); use device='auto' or 'cpu'.")
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    from xfer_nb import distributed
+    return torch.device("cuda", distributed.local_rank() if distributed.launched() else torch.cuda.current_device())
 
 
 # --------------------------------------------------------------------------- training
 
 def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, output_dir: str | os.PathLike, *,
           collate_fn: Callable[[list[dict], int], dict], pad_token_id: int, resume: bool = True,
-          progress: bool | None = None) -> TrainResult:
+          progress: bool | None = None, evaluate_fn: Callable[[nn.Module], float] | None = None) -> TrainResult:
     """Train ``model`` in place on ``train_sets`` ({task: featurised Dataset}) and return a TrainResult.
 
     ``collate_fn(rows, pad_token_id)`` pads a list of row dicts into a batch of tensors.
@@ -479,19 +474,32 @@ def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, o
     ``model(task=name, **batch)``; it must return a mapping (or ModelOutput) with ``loss``.
     Checkpoints go to ``output_dir/checkpoints/step-N`` every ``checkpoint_every_steps``
     steps (and at the end), keeping the newest ``save_total_limit``; with ``resume=True``
-    the newest one is continued from (``resume=False`` deletes them first)."""
+    the newest one is continued from (``resume=False`` deletes them first).
+
+    ``evaluate_fn(model) -> float`` (higher is better) scores the model every
+    ``args.eval_steps`` steps and after the last one; with ``args.early_stopping_patience``
+    it drives early stopping (see the module docstring). Under torchrun it runs on rank 0
+    only, on the unwrapped model, and its score is broadcast. The model ends on
+    ``args.device``."""
     if not train_sets:
         raise ValueError("train_sets is empty; give at least one {task: dataset}.")
     if not isinstance(args, TrainingArgs):
         raise TypeError(f"args must be a TrainingArgs, got {type(args).__name__}")
+    if args.early_stopping_patience > 0 and evaluate_fn is None:
+        raise ValueError(f"early_stopping_patience={args.early_stopping_patience} needs an evaluate_fn(model) -> "
+                         "score; pass one, or set early_stopping_patience=0.")
     output_dir = Path(output_dir)
-    device = next(model.parameters()).device
+    device = resolve_device(args.device)
     autocast = _autocast_for(args.precision, device)
+    from xfer_nb import distributed
+    ddp = distributed.init(device.type)
+    world, rank = (distributed.world_size(), distributed.rank()) if ddp else (1, 0)
     torch.set_num_threads(args.num_threads)
+    model.to(device)
 
     random.seed(args.seed)
     np.random.seed(args.seed % 2**32)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed + rank)   # rank 0 (and a single process) seeds as before
 
     emb = None
     if args.freeze_word_embeddings or args.prune_vocabulary:
@@ -504,9 +512,11 @@ def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, o
     if args.prune_vocabulary and not args.freeze_word_embeddings:
         pruned = _PrunedVocabulary(emb, model, _used_token_ids(train_sets), pad_token_id)
 
+    run = _Run(args=args, output_dir=output_dir, collate_fn=collate_fn, pad_token_id=pad_token_id, resume=resume,
+               progress=progress, device=device, autocast=autocast, pruned=pruned, evaluate_fn=evaluate_fn,
+               world=world, rank=rank)
     try:
-        return _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, resume, progress,
-                           device, autocast, pruned, emb)
+        return _train_loop(model, train_sets, run)
     finally:
         if pruned is not None:
             pruned.restore()
@@ -514,12 +524,29 @@ def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, o
             emb.weight.requires_grad_(frozen_before)
 
 
+@dataclass
+class _Run:
+    args: TrainingArgs
+    output_dir: Path
+    collate_fn: Callable
+    pad_token_id: int
+    resume: bool
+    progress: bool | None
+    device: torch.device
+    autocast: Any
+    pruned: Any
+    evaluate_fn: Callable | None
+    world: int
+    rank: int
+
+
 def _autocast_for(precision: str, device: torch.device):
     if precision == "fp32":
         return None
     if precision == "fp16":
         if device.type != "cuda":
-            raise ValueError(f"precision='fp16' needs a CUDA device; the model is on {device}. Use 'bf16' or 'fp32'.")
+            raise ValueError(f"precision='fp16' needs a CUDA device; training would run on {device}. "
+                             "Use 'bf16' or 'fp32'.")
         return torch.autocast("cuda", dtype=torch.float16)
     if device.type == "cpu" and not bf16_supported():
         raise RuntimeError("precision='bf16' needs a CPU with native bf16 (avx512_bf16 or AMX): "
@@ -528,8 +555,14 @@ def _autocast_for(precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, resume, progress, device,
-                autocast, pruned, emb) -> TrainResult:
+def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> TrainResult:
+    args, output_dir, device, pruned = run.args, run.output_dir, run.device, run.pruned
+    world, main = run.world, run.rank == 0
+    from xfer_nb import distributed
     tasks = list(train_sets)
     bs = args.per_device_train_batch_size
     sampler = MultiTaskSampler({t: _lengths(train_sets[t]) for t in tasks}, bs, args.seed, args.group_by_length,
@@ -539,7 +572,7 @@ def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, r
     if args.max_steps > 0:
         total_steps = args.max_steps
     else:
-        total_steps = max(1, math.ceil(args.num_train_epochs * batches_per_epoch / accum))
+        total_steps = max(1, math.ceil(args.num_train_epochs * batches_per_epoch / (accum * world)))
     warmup_steps = math.ceil(args.warmup_ratio * total_steps)
 
     optimizer = _make_optimizer(model, args)
@@ -553,20 +586,25 @@ def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, r
     columns = {t: [c for c in MODEL_COLUMNS if c in train_sets[t].column_names] for t in tasks}
     data = {t: train_sets[t].select_columns(columns[t]) for t in tasks}
     params = [p for p in model.parameters() if p.requires_grad]
-    signature = _run_signature(args, train_sets, None if pruned is None else len(pruned.ids))
+    signature = _run_signature(args, train_sets, None if pruned is None else len(pruned.ids), world)
+    evaluating = run.evaluate_fn is not None and args.eval_steps > 0
+    patience = args.early_stopping_patience
 
     state = {"global_step": 0, "examples_seen": 0, "tokens_seen": 0, "padded_tokens_seen": 0, "train_seconds": 0.0,
              "micro_batches": 0, "log_history": [], "task_counts": {t: 0 for t in tasks}, "log_decay": 0.0,
-             "pending_loss": 0.0, "pending_steps": 0}
+             "pending_loss": 0.0, "pending_steps": 0, "eval_seconds": 0.0,
+             "best_score": None, "best_step": None, "best_log_decay": 0.0, "bad_evals": 0, "stopped_early": False}
+    best_weights: dict[str, torch.Tensor] | None = None   # CPU copy of the best model (early stopping)
     resumed_from = 0
-    if (output_dir / "checkpoints").is_dir():   # leftovers of a write cut short by a kill
-        for p in (output_dir / "checkpoints").glob(".step-*.tmp"):
-            shutil.rmtree(p, ignore_errors=True)
-    ckpts = _checkpoint_dirs(output_dir)
-    if not resume and (output_dir / "checkpoints").exists():
-        shutil.rmtree(output_dir / "checkpoints")
-        ckpts = []
-    if resume and ckpts:
+    if main:
+        if (output_dir / "checkpoints").is_dir():   # leftovers of a write cut short by a kill
+            for p in (output_dir / "checkpoints").glob(".step-*.tmp"):
+                shutil.rmtree(p, ignore_errors=True)
+        if not run.resume and (output_dir / "checkpoints").exists():
+            shutil.rmtree(output_dir / "checkpoints")
+    distributed.barrier()
+    ckpts = _checkpoint_dirs(output_dir) if run.resume else []
+    if ckpts:
         step, path = ckpts[-1]
         saved = json.loads((path / "trainer_state.json").read_text())
         if saved["signature"] != signature:
@@ -580,14 +618,20 @@ def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, r
         sampler.load_state_dict(extra["sampler"])
         if scaler is not None and extra.get("scaler"):
             scaler.load_state_dict(extra["scaler"])
-        _set_rng_state(extra["rng"])
+        rng = extra.get("rng_per_rank")
+        _set_rng_state(rng[run.rank] if rng and len(rng) == world else extra["rng"])
         state.update(saved["state"])
+        if patience > 0 and state["best_step"] is not None:
+            best_path = path / "best_model.pt"
+            best_weights = (torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists()
+                            else _cpu_copy(model))
         resumed_from = state["global_step"]
 
     def save_checkpoint():
+        rngs = distributed.gather_objects(_rng_state()) if world > 1 else None   # every rank takes part
         step = state["global_step"]
         target = output_dir / "checkpoints" / f"step-{step}"
-        if target.exists():
+        if not main or target.exists():
             return
         if pruned is not None:
             pruned.log_decay = state["log_decay"]
@@ -596,48 +640,102 @@ def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, r
             torch.save(model.state_dict(), tmp / "model.pt")
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save({"scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "rng": _rng_state(),
-                        "scaler": scaler.state_dict() if scaler is not None else None}, tmp / "state.pt")
+                        "rng_per_rank": rngs, "scaler": scaler.state_dict() if scaler is not None else None},
+                       tmp / "state.pt")
+            if best_weights is not None and state["best_step"] != step:
+                torch.save(best_weights, tmp / "best_model.pt")
             (tmp / "trainer_state.json").write_text(json.dumps({"signature": signature, "state": state}, indent=1))
         for _, old in _checkpoint_dirs(output_dir)[:-args.save_total_limit]:
             shutil.rmtree(old, ignore_errors=True)
 
-    bar = _progress_bar(progress, total_steps, state["global_step"])
+    def validate(step: int) -> None:
+        nonlocal best_weights
+        began = time.perf_counter()
+        score = None
+        if main:
+            rng = _rng_state()   # scoring must not move any RNG the training uses
+            model.eval()
+            try:   # a pruned vocabulary is scored with its full matrix (validation text may use any id)
+                with (pruned.full_matrix(state["log_decay"]) if pruned is not None else contextlib.nullcontext()):
+                    score = float(run.evaluate_fn(model))
+            finally:
+                model.train()
+                _set_rng_state(rng)
+        score = distributed.broadcast_object(score) if world > 1 else score
+        state["eval_seconds"] += time.perf_counter() - began
+        state["log_history"].append({"step": step, "validation_score": score,
+                                     "epoch": state["micro_batches"] / batches_per_epoch})
+        if state["best_score"] is None or score > state["best_score"]:   # NaN never improves
+            state["best_score"], state["best_step"], state["bad_evals"] = score, step, 0
+            state["best_log_decay"] = state["log_decay"]
+            if patience > 0:
+                best_weights = _cpu_copy(model)
+        else:
+            state["bad_evals"] += 1
+            if patience > 0 and state["bad_evals"] >= patience and step < total_steps:
+                state["stopped_early"] = True
+        if main and run.progress is not False and bar is None:
+            print(f"step {step}/{total_steps}  validation {score:.4f}  best {state['best_score']:.4f} "
+                  f"(step {state['best_step']})" + ("  early stop" if state["stopped_early"] else ""), flush=True)
+
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        # tasks whose heads a rank does not use in a step leave parameters without gradient
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=len(tasks) > 1)
+    else:
+        wrapped = model
+    bar = _progress_bar(run.progress, total_steps, state["global_step"]) if main else None
     was_training = model.training
     model.train()
     start = time.perf_counter()
-    seconds_before = state["train_seconds"]
+    seconds_before, eval_before = state["train_seconds"], state["eval_seconds"]
     try:
-        while state["global_step"] < total_steps:
+        while state["global_step"] < total_steps and not state["stopped_early"]:
             step_loss = 0.0
-            for _ in range(accum):
-                task, idx = sampler.next()
+            counts = [0, 0]   # tokens, padded tokens of this rank's micro-batches
+            for micro in range(accum):
+                drawn = [sampler.next() for _ in range(world)]   # every rank draws the same sequence
+                for task, idx in drawn:
+                    state["examples_seen"] += len(idx)
+                    state["task_counts"][task] += 1
+                state["micro_batches"] += world
+                task, idx = drawn[run.rank]
                 rows = data[task][idx.tolist()]
                 cols = columns[task]
                 features = [{c: rows[c][i] for c in cols} for i in range(len(idx))]
-                batch = collate_fn(features, pad_token_id)
+                batch = run.collate_fn(features, run.pad_token_id)
                 batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
                 if "attention_mask" in batch:
-                    state["tokens_seen"] += int(batch["attention_mask"].sum())
+                    counts[0] += int(batch["attention_mask"].sum())
                 if "input_ids" in batch:
-                    state["padded_tokens_seen"] += int(batch["input_ids"].numel())
+                    counts[1] += int(batch["input_ids"].numel())
                     if pruned is not None:
-                        batch["input_ids"] = pruned.remap(batch["input_ids"].cpu()).to(device)
+                        batch["input_ids"] = pruned.remap(batch["input_ids"])
                 if pass_task:
                     batch["task"] = task
-                if autocast is not None:
-                    with autocast:
-                        out = model(**batch)
-                else:
-                    out = model(**batch)
-                loss = out["loss"] / accum
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                else:
-                    loss.backward()
+                sync = world == 1 or micro == accum - 1
+                with (contextlib.nullcontext() if sync else wrapped.no_sync()):
+                    if run.autocast is not None:
+                        with run.autocast:
+                            out = wrapped(**batch)
+                    else:
+                        out = wrapped(**batch)
+                    loss = out["loss"] / accum
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                    else:
+                        loss.backward()
                 step_loss += float(loss.detach())
-                state["examples_seen"] += len(idx)
-                state["micro_batches"] += 1
-                state["task_counts"][task] += 1
+            if world > 1:   # the global step's loss (mean over ranks) and token counts
+                import torch.distributed as dist
+                totals = torch.tensor([step_loss, counts[0], counts[1]], dtype=torch.float64,
+                                      device=device if device.type == "cuda" else "cpu")
+                dist.all_reduce(totals)
+                step_loss = float(totals[0]) / world
+                counts = [int(totals[1]), int(totals[2])]
+            state["tokens_seen"] += counts[0]
+            state["padded_tokens_seen"] += counts[1]
             if scaler is not None:
                 scaler.unscale_(optimizer)
             if args.max_grad_norm > 0:
@@ -666,33 +764,43 @@ def _train_loop(model, train_sets, args, output_dir, collate_fn, pad_token_id, r
                          "learning_rate": lr[0], "epoch": state["micro_batches"] / batches_per_epoch}
                 state["log_history"].append(entry)
                 state["pending_loss"], state["pending_steps"] = 0.0, 0
-                if bar is None and progress is not False:
-                    elapsed = seconds_before + time.perf_counter() - start
+                if bar is None and main and run.progress is not False:
+                    elapsed = seconds_before + time.perf_counter() - start - (state["eval_seconds"] - eval_before)
                     print(f"step {step}/{total_steps}  loss {entry['loss']:.4f}  lr {entry['learning_rate']:.3g}  "
                           f"epoch {entry['epoch']:.2f}  {state['examples_seen'] / max(elapsed, 1e-9):.1f} ex/s",
                           flush=True)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
-            state["train_seconds"] = seconds_before + time.perf_counter() - start
-            if args.checkpoint_every_steps and (step % args.checkpoint_every_steps == 0 or step == total_steps):
+            if evaluating and (step % args.eval_steps == 0 or step == total_steps):
+                validate(step)
+            state["train_seconds"] = (seconds_before + time.perf_counter() - start
+                                      - (state["eval_seconds"] - eval_before))
+            if args.checkpoint_every_steps and (step % args.checkpoint_every_steps == 0 or step == total_steps
+                                                or state["stopped_early"]):
                 save_checkpoint()
     finally:
         if bar is not None:
             bar.close()
         model.train(was_training)
-    if pruned is not None:
-        pruned.log_decay = state["log_decay"]
-    if args.checkpoint_every_steps:  # keep only the final one: enough to return this result again
+    restore_best = patience > 0 and best_weights is not None and state["best_step"] != state["global_step"]
+    if restore_best:
+        model.load_state_dict({k: v.to(device) for k, v in best_weights.items()})
+    if pruned is not None:   # the unused rows decay for the steps of the weights kept
+        pruned.log_decay = state["best_log_decay"] if restore_best else state["log_decay"]
+    if args.checkpoint_every_steps and main:  # keep only the final one: enough to return this result again
         for _, old in _checkpoint_dirs(output_dir)[:-1]:
             shutil.rmtree(old, ignore_errors=True)
+    distributed.barrier()
     secs = max(state["train_seconds"], 1e-9)
     return TrainResult(
         global_step=state["global_step"], examples_seen=state["examples_seen"], train_seconds=state["train_seconds"],
         examples_per_second=state["examples_seen"] / secs, tokens_per_second=state["tokens_seen"] / secs,
         log_history=list(state["log_history"]), task_counts=dict(state["task_counts"]),
         tokens_seen=state["tokens_seen"], padded_tokens_seen=state["padded_tokens_seen"],
-        resumed_from_step=resumed_from, vocab_rows_trained=None if pruned is None else len(pruned.ids))
+        resumed_from_step=resumed_from, vocab_rows_trained=None if pruned is None else len(pruned.ids),
+        best_step=state["best_step"], best_score=state["best_score"], stopped_early=state["stopped_early"],
+        eval_seconds=state["eval_seconds"], world_size=world, device=str(device))
 
 
 def _progress_bar(progress: bool | None, total: int, initial: int):
