@@ -193,8 +193,8 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
         spec = tasks.TASKS[task]
         if cfg.eval_steps > 0:
             ds, held_out[task] = hold_out(ds, cfg.validation_examples, cfg.seed, f"the prepared {task} data")
-        if cfg.max_train_examples_per_task > 0 and len(ds) > cfg.max_train_examples_per_task:
-            ds = ds.select(range(cfg.max_train_examples_per_task))
+        # prepared sets are grouped by language: a seeded shuffle keeps every language in the cap
+        ds = _cap(ds, cfg.max_train_examples_per_task, cfg.seed)
         feats[task] = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length)
         head_specs[task] = (spec.family, num_labels(spec))
     encoder = heads.load_encoder(model_path)
