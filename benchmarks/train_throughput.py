@@ -252,6 +252,7 @@ def main(argv=None) -> dict:
     if args.examples > len(train_pool):
         raise SystemExit(f"--examples={args.examples} exceeds the {len(train_pool)} training pairs")
 
+    out = Path(args.output) if args.output else outputs_dir() / "benchmarks" / "train_throughput.json"
     setup = Setup(resolve_model("embedded:multilingual-e5-small"))
     load0 = os.getloadavg()
     info = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "bf16_native": bf16_supported(),
@@ -259,7 +260,9 @@ def main(argv=None) -> dict:
                         "python": platform.python_version(), "threads": args.threads,
                         "loadavg_start": load0},
             "settings": {"examples": args.examples, "batch_size": BATCH, "steps": steps, "precision_b": precision,
-                         "learning_rate": args.learning_rate, "max_seq_length": 128}}
+                         "learning_rate": args.learning_rate, "max_seq_length": 128,
+                         "quality_steps": args.quality_steps, "quality_seeds": args.quality_seeds,
+                         "dev_examples": len(dev_rows)}}
     probe = setup.model(0)
     counts = param_counts(probe)
     del probe
@@ -283,6 +286,7 @@ def main(argv=None) -> dict:
                                        lr=args.learning_rate, seed=0, threads=args.threads, bf16=False,
                                        grouped=False, logging_steps=steps)
         runs["a"]["padding_factor"] = 128 * len(timed) / real_tokens
+        _report(runs["a"])
         del model
         gc.collect()
     if "a'" not in args.skip:
@@ -290,6 +294,7 @@ def main(argv=None) -> dict:
         model, runs["a'"] = run_trainer(setup, feats, steps=steps, lr=args.learning_rate, seed=0,
                                         threads=args.threads, bf16=bf16, grouped=True, logging_steps=steps)
         runs["a'"]["padding_factor"] = hf_padding_factor(lengths, seed=0)
+        _report(runs["a'"])
         del model
         gc.collect()
     if "b" not in args.skip:
@@ -297,8 +302,13 @@ def main(argv=None) -> dict:
         model, runs["b"] = run_own(setup, feats, steps=steps, lr=args.learning_rate, seed=0, threads=args.threads,
                                    precision=precision, logging_steps=steps)
         runs["b"]["padding_factor"] = runs["b"]["padded_tokens_seen"] / runs["b"]["tokens_seen"]
+        _report(runs["b"])
         del model
         gc.collect()
+    info["runs"] = runs
+    info["ratios"] = {}
+    info["recipe_check"] = []
+    io.write_json(out, info)   # partial results survive a killed run
     n_touched = counts["non_embedding"]
     for r in runs.values():
         r["tokens_per_second"] = real_tokens / r["wall_seconds"]
@@ -333,7 +343,11 @@ def main(argv=None) -> dict:
                 acc = dev_accuracy(model, dev, setup.tok.pad_token_id, args.threads, bf16)
                 quality.append({"config": name, "seed": seed, "steps": args.quality_steps,
                                 "final_train_loss": r["final_logged_loss"], "dev_accuracy": acc,
-                                "dev_examples": len(dev), "examples_per_second": r["examples_per_second"]})
+                                "dev_examples": len(dev), "examples_per_second": r["examples_per_second"],
+                                "examples_per_cpu_second": r["examples_per_cpu_second"]})
+                print(f"  -> final train loss {r['final_logged_loss']}, dev accuracy {acc:.3f}", flush=True)
+                info["recipe_check"] = quality
+                io.write_json(out, info)
                 del model
                 gc.collect()
     info["recipe_check"] = quality
@@ -341,7 +355,6 @@ def main(argv=None) -> dict:
                      ">= 50% of matmul rate": runs.get("b", {}).get("fraction_of_matmul_rate", 0) >= 0.5}
     info["machine"]["loadavg_end"] = os.getloadavg()
 
-    out = Path(args.output) if args.output else outputs_dir() / "benchmarks" / "train_throughput.json"
     io.write_json(out, info)
     print_table(info)
     print(f"\nwritten: {out}")
@@ -365,6 +378,11 @@ def print_table(info):
         for q in info["recipe_check"]:
             loss = "n/a" if q["final_train_loss"] is None else f"{q['final_train_loss']:.4f}"
             print(f"{q['config']:<16}{q['seed']:>5}{loss:>12}{q['dev_accuracy']:>10.3f}")
+
+
+def _report(r: dict) -> None:
+    print(f"  -> {r['examples_per_second']:.2f} ex/s wall, {r['examples_per_cpu_second']:.2f} ex/s of CPU time, "
+          f"padding x{r['padding_factor']:.2f}", flush=True)
 
 
 def _cpu_name() -> str:
