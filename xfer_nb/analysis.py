@@ -97,6 +97,9 @@ class Study:
                  f"{self.table['seed'].nunique()} seed(s); gains are in points of each task's primary metric "
                  f"over the no-intermediate baseline, paired by seed and language."]
         lines.append("")
+        lines.append("**Target-task training** (the baseline's scores, which every gain is measured from): "
+                     + self._baseline_sentence())
+        lines.append("")
         lines.append("**Size.** " + self._size_sentence(g))
         lines.append("")
         lines.append("**Diversity.** " + self._diversity_sentence(g))
@@ -105,6 +108,23 @@ class Study:
         lines.append("")
         lines.append("**Per target task** (largest English-only size): " + self._task_sentence())
         return "\n".join(lines)
+
+    def _baseline_sentence(self) -> str:
+        """How well the target training learned, and which tasks cannot show any gain."""
+        p = self.primary
+        base = p[stats.baseline_mask(p)]
+        parts = []
+        for task, rows in base.groupby("task", sort=True):
+            metric = rows["metric"].iloc[0]
+            english = rows.loc[rows["language"] == "en", "value"]
+            where = f"English {english.mean():.1f}, " if len(english) else ""
+            parts.append(f"{task} {metric} {where}mean over languages {rows['value'].mean():.1f}")
+        flat = [task for task, rows in p.groupby("task") if rows.groupby("language")["value"].nunique().max() == 1]
+        text = "; ".join(parts) + "."
+        if flat:
+            text += (f" Every configuration gave identical scores on {', '.join(flat)}: the target training learned "
+                     "no more than a constant prediction at this budget, so gains there carry no information.")
+        return text
 
     def _size_sentence(self, g: pd.DataFrame) -> str:
         axis = self._size_axis(g)
@@ -158,21 +178,28 @@ class Study:
         return "; ".join(f"{r['task']} {r['mean_gain']:+.2f} (CI {_ci(r['ci_low'], r['ci_high'])}, p={r['p']:.3f})"
                          for _, r in t.iterrows()) or "none"
 
-    def comparison(self) -> pd.DataFrame:
-        """Our per-task gain next to Phang et al.'s (XLM-R Large; DESIGN.md §1), and whether the sign agrees."""
+    def comparison(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Our per-task gain next to Phang et al.'s (XLM-R Large; DESIGN.md §1). verdict: "holds"
+        (same sign, p < alpha), "opposite" (other sign, p < alpha), "no significant change", or
+        "not run"."""
         ours = self.per_task().set_index("task")
         rows = []
         for task in sorted(set(ours.index) | set(PAPER)):
             paper = PAPER.get(task)
             paper_gain = round(paper[1] - paper[0], 1) if paper else None
             direction = PAPER_DIRECTION.get(task) or (None if paper is None else ("gain" if paper_gain > 0 else "loss"))
-            our = ours["mean_gain"].get(task, math.nan)
-            holds = None
-            if direction and not math.isnan(our):
-                holds = bool((our > 0) == (direction != "loss"))
+            our, p = float(ours["mean_gain"].get(task, math.nan)), float(ours["p"].get(task, math.nan))
+            if math.isnan(our):
+                verdict = "not run"
+            elif math.isnan(p) or p >= alpha:
+                verdict = "no significant change"
+            elif direction is None:
+                verdict = "gain" if our > 0 else "loss"
+            else:
+                verdict = "holds" if (our > 0) == (direction != "loss") else "opposite"
             rows.append({"task": task, "paper_gain": paper_gain, "paper_direction": direction,
-                         "our_gain": None if math.isnan(our) else round(float(our), 2),
-                         "our_p": ours["p"].get(task), "same_direction": holds})
+                         "our_gain": None if math.isnan(our) else round(our, 2),
+                         "our_p": None if math.isnan(p) else round(p, 4), "verdict": verdict})
         return pd.DataFrame(rows)
 
     def save(self) -> dict[str, Path]:

@@ -54,15 +54,19 @@ def _filter(df: pd.DataFrame, where: Mapping | None) -> pd.DataFrame:
 
 
 def primary_metric(df: pd.DataFrame, task_col: str = "task", metric_col: str = "metric") -> pd.DataFrame:
-    """Keep one metric per target task: the first of ``PREFERRED_METRICS`` the task
-    reports, else its alphabetically first metric."""
+    """Keep one metric per target task: XTREME's headline metric
+    (``xfer_nb.evaluate.PRIMARY_METRIC``: F1 for UD-POS, PAN-X, QA and BUCC, accuracy for
+    the rest) when the task reports it, else the first of ``PREFERRED_METRICS``, else its
+    alphabetically first metric."""
+    from .evaluate import PRIMARY_METRIC
     if metric_col not in df.columns:
         return df
     keep = {}
     for task, ms in df.groupby(task_col)[metric_col].unique().items() if task_col in df.columns \
             else [(None, df[metric_col].unique())]:
         ms = sorted(map(str, ms))
-        keep[task] = next((m for m in PREFERRED_METRICS if m in ms), ms[0])
+        preferred = (PRIMARY_METRIC.get(task), *PREFERRED_METRICS)
+        keep[task] = next((m for m in preferred if m in ms), ms[0])
     if task_col not in df.columns:
         return df[df[metric_col].astype(str) == keep[None]]
     return df[df[metric_col].astype(str) == df[task_col].map(keep)]
