@@ -6,7 +6,6 @@ with a message naming the value and what is allowed, and never halfway through.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from xfer_nb import tasks
@@ -78,10 +77,6 @@ def check_target(cfg: dict) -> None:
         _fail(where, f"eval_languages {missing} are not available for {task} ({split}, {source}); available: {available}")
 
 
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def check_model(name: str) -> None:
     if name.startswith("embedded:"):
         from xfer_nb.models.embedded import EMBEDDED_NAMES
@@ -91,6 +86,6 @@ def check_model(name: str) -> None:
         return
     if Path(name).expanduser().is_dir():
         return
-    if hub_offline():
+    if tasks.env_offline():
         _fail("model", f"model_name_or_path={name!r} is a hub name, but the Hugging Face hub is unreachable "
                        f"(HF_HUB_OFFLINE=1); use a local folder or {EMBEDDED_MODEL!r}")
