@@ -17,6 +17,10 @@ A params file names the axes and the fixed settings:
     prepare: {...}  intermediate: {...}  target: {...}   # one stage's fields
     sweep: {...}                    # how to run (workers, executor, slurm)
 
+A target field may also be given per target task, as a mapping from task names (and
+`default`) to values: `max_train_examples: {panx: 2000, default: 500}`. A task the
+mapping does not name gets `default`, or the field's own default.
+
 An axis value or setting goes to every stage whose config has that field. The
 no-intermediate baseline (task `none` or size 0) is one point per seed and target task,
 whatever the size and language-set axes say. Each stage runs once per distinct config:
@@ -178,6 +182,25 @@ def _stage_values(stage: str, point: dict, params: dict, settings: dict) -> dict
     return values
 
 
+def _per_target_task(values: dict[str, Any]) -> dict[str, Any]:
+    """Resolve target fields given as {task: value, default: value} for this run's task."""
+    from xfer_nb import tasks
+    task = values.get("target_task", "")
+    allowed = sorted(tasks.TASKS) + ["default"]
+    resolved = {}
+    for key, value in values.items():
+        if not isinstance(value, dict):
+            resolved[key] = value
+            continue
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise C.ConfigError(f"target: {key}={value!r} names {unknown}, which are neither tasks nor 'default'; "
+                                f"allowed keys: {allowed}")
+        if task in value or "default" in value:
+            resolved[key] = value.get(task, value.get("default"))
+    return resolved
+
+
 def _point_specs(point: dict, params: dict, settings: dict, language_sets: dict) -> dict[str, RunSpec]:
     point = _axes_of(point)
     seed = point.get("seed", settings.get("seed", 0))
@@ -198,9 +221,7 @@ def _point_specs(point: dict, params: dict, settings: dict, language_sets: dict)
         base_label = label
     else:
         base_label = f"baseline-s{seed}"
-    values = _stage_values("target", point, params, settings)
-    if isinstance(values.get("eval_languages"), dict):
-        values["eval_languages"] = list(values["eval_languages"].get(values.get("target_task", ""), []))
+    values = _per_target_task(_stage_values("target", point, params, settings))
     target = C.from_dict(C.TargetConfig, values, where="target")
     specs["target"] = RunSpec("target", C.to_dict(target), upstream, f"{target.target_task}--{base_label}")
     return specs
