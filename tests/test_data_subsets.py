@@ -97,3 +97,22 @@ def test_sample_input_errors(data_dir):
         sample_intermediate("tatoeba", ["de"], 10, seed=0, data_dir=data_dir)
     with pytest.raises(ValueError, match=r"language='yo' is not available for task='xnli'"):
         sample_intermediate("xnli", ["en", "yo"], 10, seed=0, data_dir=data_dir)
+
+
+def test_xnli_pool_and_evaluation_share_no_premise(data_dir):
+    """Local XNLI dev is both the intermediate pool and the evaluation split: premises
+    alternate between them, so nothing evaluated (or its translation) is trained on."""
+    from xfer_nb import tasks
+    dev = tasks.load("xnli", "sw", "dev", data_dir=data_dir)
+    pool = tasks.partition("xnli", "dev", "local", dev, "pool")
+    evaluated = tasks.partition("xnli", "dev", "local", dev, "eval")
+    assert len(dev) == 2490 and len(pool) == len(evaluated) == 1245
+    assert not set(pool["sentence1"]) & set(evaluated["sentence1"])
+    assert intermediate_pool_size("xnli", ["en"], data_dir=data_dir) == 1245
+    drawn = sample_intermediate("xnli", ["en", "sw", "ur"], 3 * 1245 // 3, seed=0, data_dir=data_dir)
+    eval_ids = set(tasks.partition("xnli", "dev", "local", tasks.load("xnli", "en", "dev", data_dir=data_dir),
+                                   "eval")["id"])
+    assert eval_ids and not set(drawn["id"]) & eval_ids
+    # other splits and tasks are untouched
+    assert len(tasks.partition("pawsx", "dev", "local", tasks.load("pawsx", "en", "dev", data_dir=data_dir),
+                               "eval")) == 2000

@@ -18,7 +18,7 @@ def test_a_valid_plan_passes(data_dir):
 
 
 @pytest.mark.parametrize("change, needle", [
-    ({"axes": {**BASE["axes"], "intermediate_size": [5000]}}, "intermediate_size=5000 is larger than the pool of 2490"),
+    ({"axes": {**BASE["axes"], "intermediate_size": [5000]}}, "intermediate_size=5000 is larger than the pool of 1245"),
     ({"target": {"eval_languages": ["en", "xx"]}}, "eval_languages ['xx'] are not available for udpos"),
     ({"axes": {**BASE["axes"], "target_task": ["anli"]}}, "target_task='anli' is not an XTREME target task"),
     ({"axes": {**BASE["axes"], "intermediate_task": ["xnlii"]}}, "intermediate_task='xnlii' is not a known task"),

@@ -74,7 +74,8 @@ def _orders(task, languages, seed, source, data_dir, split):
         if split is None:
             raise ValueError(f"task={task!r} has no intermediate-training split on source={source!r}; "
                              f"intermediate tasks: {', '.join(tasks.INTERMEDIATE_TASKS)}")
-    data = {l: tasks.load(task, l, split, source, data_dir) for l in languages}
+    data = {l: tasks.partition(task, split, source, tasks.load(task, l, split, source, data_dir), "pool")
+            for l in languages}
     if spec.parallel:
         positions = {}
         for lang, ds in data.items():

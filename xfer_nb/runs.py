@@ -27,6 +27,11 @@ CONFIG = "config.json"
 FAILED = "FAILED.json"
 METRICS = "metrics.jsonl"
 
+# Part of every run id (as tango's step VERSION): bump a stage's number when its code
+# changes what it produces for the same config, so old results are not reused.
+# prepare 2: the local XNLI pool is the even premises of dev (odd ones are evaluated).
+STAGE_VERSIONS = {"prepare": 2, "intermediate": 1, "target": 1}
+
 
 class RunConflict(RuntimeError):
     """A run folder is locked by another sweep, or its config does not match its id."""
@@ -43,7 +48,8 @@ class RunSpec:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"stage": self.stage, "config": self.config, "upstream": self.upstream}
+        return {"stage": self.stage, "version": STAGE_VERSIONS.get(self.stage, 1), "config": self.config,
+                "upstream": self.upstream}
 
     @property
     def run_id(self) -> str:
@@ -81,7 +87,7 @@ def check_identity(spec: RunSpec, run_dir: Path) -> None:
     if not path.is_file():
         return
     recorded = json.loads(path.read_text())
-    identity = {k: recorded.get(k) for k in ("stage", "config", "upstream")}
+    identity = {k: recorded.get(k) for k in ("stage", "version", "config", "upstream")}
     if io.content_hash(identity) != io.content_hash(spec.identity):
         raise RunConflict(f"{run_dir} holds a config that does not match its id {spec.run_id}; "
                           "it was edited or written by other code. Move it away; it is never reused.")

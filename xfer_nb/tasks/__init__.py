@@ -47,6 +47,11 @@ class TaskSpec:
     intermediate_split: the pool `xfer_nb.data.sample_intermediate` draws from.
     parallel: rows with the same `id` are translations of each other across languages.
     unlabelled: splits whose files carry no gold labels (labels read as -1).
+    shared_split_block: when the intermediate pool and zero-shot evaluation read the same
+    split of a source (local XNLI: dev), the rows are partitioned in blocks of this many
+    consecutive rows (XNLI: the 3 hypotheses of one premise): even blocks are the
+    intermediate pool, odd blocks are evaluated, so no evaluated item, nor a translation
+    or a premise of one, is ever trained on. 0: no partition.
     """
 
     name: str
@@ -61,6 +66,7 @@ class TaskSpec:
     intermediate_split: dict[str, str | None] = field(default_factory=dict)
     parallel: bool = False
     unlabelled: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    shared_split_block: int = 0
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -71,7 +77,8 @@ class TaskSpec:
         return self.metrics[0]
 
 
-def _spec(name, family, labels, metrics, description, role, *, local=None, hub=None, parallel=False):
+def _spec(name, family, labels, metrics, description, role, *, local=None, hub=None, parallel=False,
+          shared_split_block=0):
     """Build a TaskSpec from per-source (train_task, train_split, eval_split,
     intermediate_split, unlabelled) tuples, so the table below stays one row per task."""
     kw = {k: {} for k in ("train_task", "train_split", "eval_split", "intermediate_split", "unlabelled")}
@@ -84,7 +91,8 @@ def _spec(name, family, labels, metrics, description, role, *, local=None, hub=N
         kw["eval_split"][source] = eval_split
         kw["intermediate_split"][source] = inter_split
         kw["unlabelled"][source] = tuple(unlabelled)
-    return TaskSpec(name, family, tuple(labels), tuple(metrics), description, role, parallel=parallel, **kw)
+    return TaskSpec(name, family, tuple(labels), tuple(metrics), description, role, parallel=parallel,
+                    shared_split_block=shared_split_block, **kw)
 
 
 _ACC, _QA_METRICS = ("accuracy",), ("exact_match", "f1")
@@ -96,8 +104,10 @@ _TABLE = [
           "XNLI natural language inference. Local: XNLI dev in 15 languages (2,490 pairs each). "
           "Local English training uses the XNLI English *test* pairs (5,010, from myXNLI's Burmese "
           "files), which are disjoint from the dev pairs evaluated in every language; training on "
-          "English dev would put translations of the evaluation items into training.",
-          "target", parallel=True,
+          "English dev would put translations of the evaluation items into training. Local dev is "
+          "also the intermediate NLI pool: premises alternate between the pool (even) and the "
+          "evaluation (odd), 415 premises (1,245 pairs) each per language.",
+          "target", parallel=True, shared_split_block=3,
           local=("myxnli", "test", "dev", "dev", ()),
           hub=("xnli", "train", "test", "train", ())),
     _spec("pawsx", PAIR, PARAPHRASE_LABELS, _ACC,
@@ -316,6 +326,21 @@ def _no_labels_message(task: str, split: str, source: str, data_dir=None) -> str
     return (f"task={task!r} split={split!r} has no gold labels in the {source} data, so it cannot be "
             f"evaluated{hint} (evaluation split: {spec.eval_split.get(source)!r}). "
             f"Pass require_labels=False to read its inputs anyway.")
+
+
+def partition(task: str, split: str, source: str, ds, part: str):
+    """The rows of `ds` (one language's `split`) that `part` ("pool" or "eval") may use:
+    all of them unless the task's intermediate pool and evaluation share this split
+    (TaskSpec.shared_split_block); then even blocks are the pool and odd blocks evaluation."""
+    spec = get(task)
+    block = spec.shared_split_block
+    shared = spec.intermediate_split.get(source) == split == spec.eval_split.get(source)
+    if not block or not shared:
+        return ds
+    if part not in ("pool", "eval"):
+        raise ValueError(f"part={part!r} is not allowed; use 'pool' or 'eval'")
+    parity = 0 if part == "pool" else 1
+    return ds.select([i for i in range(len(ds)) if (i // block) % 2 == parity])
 
 
 def target_training(task: str, source: str = "local") -> tuple[str, str, str] | None:
