@@ -81,6 +81,16 @@ def test_losses_are_the_standard_ones(tok, batches):
     h = pair.head
     manual = h.out_proj(torch.tanh(h.dense(hidden[:, 0])))
     assert torch.allclose(pair(**b)["logits"], manual, atol=1e-5)
+    # pooling="mean": the same head on the mean of the real tokens' vectors (padding ignored)
+    mean = TaskModel(enc, PAIR, 3, dropout=0.0, pooling="mean").eval()
+    mask = b["attention_mask"].unsqueeze(-1).float()
+    assert (mask == 0).any()   # the batch has padding, so a plain mean would differ
+    pooled = (hidden * mask).sum(1) / mask.sum(1)
+    manual = mean.head.out_proj(torch.tanh(mean.head.dense(pooled)))
+    assert torch.allclose(mean(**b)["logits"], manual, atol=1e-5)
+    assert not torch.allclose(manual, mean.head.out_proj(torch.tanh(mean.head.dense(hidden.mean(1)))), atol=1e-5)
+    with pytest.raises(ValueError, match=r"pooling='max' is not allowed"):
+        TaskModel(enc, PAIR, 3, pooling="max")
     # QA: mean of start and end cross-entropies
     qa = TaskModel(enc, QA, 2, dropout=0.0).eval()
     b = batches[QA]

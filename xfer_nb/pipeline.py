@@ -200,9 +200,9 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
     encoder = heads.load_encoder(model_path)
     if len(head_specs) == 1:
         ((task, (family, n)),) = head_specs.items()
-        model = heads.TaskModel(encoder, family, n, seed=cfg.seed)
+        model = heads.TaskModel(encoder, family, n, seed=cfg.seed, pooling=cfg.classifier_pooling)
     else:
-        model = heads.MultiTaskModel(encoder, head_specs, seed=cfg.seed)
+        model = heads.MultiTaskModel(encoder, head_specs, seed=cfg.seed, pooling=cfg.classifier_pooling)
     evaluate_fn = None
     if held_out:
         scorers = [validation_scorer(task, task, held_out[task], tokenizer, cfg.max_seq_length,
@@ -380,7 +380,8 @@ def _train_target(cfg, spec, encoder_path, tokenizer, out):
                                         batch_size=cfg.eval_batch_size)
     train_ds = _cap(train_ds, cfg.max_train_examples, cfg.seed)
     feats = featurize.featurize(train_ds, spec.family, tokenizer, cfg.max_seq_length)
-    model = heads.build_task_model(encoder_path, spec.family, num_labels(spec), seed=cfg.seed)
+    model = heads.build_task_model(encoder_path, spec.family, num_labels(spec), seed=cfg.seed,
+                                   pooling=cfg.classifier_pooling)
     result = train.train(model, {cfg.target_task: feats}, training_args(cfg), out, collate_fn=featurize.collate,
                          pad_token_id=tokenizer.pad_token_id, evaluate_fn=evaluate_fn)
     summary = _train_summary(result, {cfg.target_task: len(feats)})
@@ -397,8 +398,10 @@ def _evaluate_supervised(cfg, spec, model, tokenizer, langs):
     model.eval()
     results = []
     for lang in langs:
-        ds = _cap(tasks.load(cfg.target_task, lang, split, source=cfg.data_source, data_dir=cfg.data_dir,
-                             require_labels=True), cfg.max_eval_examples, EVAL_SEED)
+        ds = tasks.load(cfg.target_task, lang, split, source=cfg.data_source, data_dir=cfg.data_dir,
+                        require_labels=True)
+        ds = _cap(tasks.partition(cfg.target_task, split, cfg.data_source, ds, "eval"), cfg.max_eval_examples,
+                  EVAL_SEED)
         feats = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length, for_training=False)
         preds = predict.predict(model, feats, spec.family, batch_size=cfg.eval_batch_size)
         predictions, references = _align(spec, ds, preds)

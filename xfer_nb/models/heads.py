@@ -8,7 +8,8 @@ initialised head; the intermediate head is dropped (as in Phang et al. 2020 / ji
 
 Heads (all read the encoder's last hidden states):
     PAIR             <s> vector -> dropout -> dense+tanh -> dropout -> linear(num_labels)
-                     (as RobertaClassificationHead)
+                     (as RobertaClassificationHead); with pooling="mean" the mean of the
+                     tokens' vectors replaces <s> (the pooling e5 was trained with)
     TAGGING          per token: dropout -> linear(num_labels)
     QA               per token: linear(2) -> start_logits, end_logits
     MULTIPLE_CHOICE  each choice encoded as its own (context, question + choice) pair;
@@ -40,17 +41,31 @@ def _config_value(config, *names, default=None):
     return default
 
 
-class ClassificationHead(nn.Module):
-    """<s> vector -> dropout -> dense + tanh -> dropout -> linear (RobertaClassificationHead)."""
+POOLINGS = ("first", "mean")
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float):
+
+class ClassificationHead(nn.Module):
+    """<s> vector (pooling="first") or the mean over real tokens (pooling="mean") ->
+    dropout -> dense + tanh -> dropout -> linear (RobertaClassificationHead)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float, pooling: str = "first"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r} is not allowed; use one of {POOLINGS}")
+        self.pooling = pooling
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(hidden[:, 0, :])
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pooling == "mean" and attention_mask is not None:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        elif self.pooling == "mean":
+            pooled = hidden.mean(1)
+        else:
+            pooled = hidden[:, 0, :]
+        x = self.dropout(pooled)
         x = torch.tanh(self.dense(x))
         return self.out_proj(self.dropout(x))
 
@@ -79,14 +94,14 @@ class SpanHead(nn.Module):
 
 
 def make_head(family: str, hidden_size: int, num_labels: int, dropout: float, *,
-              initializer_range: float = 0.02, seed: int | None = None) -> nn.Module:
+              initializer_range: float = 0.02, seed: int | None = None, pooling: str = "first") -> nn.Module:
     """A freshly initialised head (weights ~ N(0, initializer_range), biases 0, as in
     Hugging Face models). With `seed`, the initialisation uses its own generator, so it
     does not depend on what else has drawn from torch's global RNG."""
     if family == PAIR:
-        head = ClassificationHead(hidden_size, num_labels, dropout)
+        head = ClassificationHead(hidden_size, num_labels, dropout, pooling)
     elif family == MULTIPLE_CHOICE:
-        head = ClassificationHead(hidden_size, 1, dropout)
+        head = ClassificationHead(hidden_size, 1, dropout, pooling)
     elif family == TAGGING:
         head = TokenHead(hidden_size, num_labels, dropout)
     elif family == QA:
@@ -127,7 +142,7 @@ def run_head(encoder: nn.Module, head: nn.Module, family: str, input_ids: torch.
         b, c, l = input_ids.shape
         flat = lambda t: None if t is None else t.reshape(b * c, l)  # noqa: E731
         hidden = _encode(encoder, flat(input_ids), flat(attention_mask), flat(token_type_ids))
-        logits = head(hidden).reshape(b, c)
+        logits = head(hidden, flat(attention_mask)).reshape(b, c)
         if choice_mask is not None:
             logits = logits.masked_fill(~choice_mask.bool(), torch.finfo(logits.dtype).min)
         out["logits"] = logits
@@ -137,7 +152,7 @@ def run_head(encoder: nn.Module, head: nn.Module, family: str, input_ids: torch.
 
     hidden = _encode(encoder, input_ids, attention_mask, token_type_ids)
     if family == PAIR:
-        logits = head(hidden)
+        logits = head(hidden, attention_mask)
         out["logits"] = logits
         if labels is not None:
             out["loss"] = F.cross_entropy(logits.float(), labels)
@@ -177,7 +192,7 @@ class TaskModel(nn.Module):
     with loss (when labels/positions are given) and logits (QA: start_logits, end_logits)."""
 
     def __init__(self, encoder: nn.Module, family: str, num_labels: int, dropout: float | None = None, *,
-                 seed: int | None = None):
+                 seed: int | None = None, pooling: str = "first"):
         super().__init__()
         self.encoder = encoder
         self.family = family
@@ -186,7 +201,7 @@ class TaskModel(nn.Module):
                               _default_dropout(encoder) if dropout is None else dropout,
                               initializer_range=float(_config_value(encoder.config, "initializer_range",
                                                                     default=0.02)),
-                              seed=seed)
+                              seed=seed, pooling=pooling)
 
     @property
     def config(self):
@@ -203,7 +218,7 @@ class MultiTaskModel(nn.Module):
     forward(task=name, **batch) runs that task's head."""
 
     def __init__(self, encoder: nn.Module, heads: dict[str, tuple[str, int]], dropout: float | None = None, *,
-                 seed: int | None = None):
+                 seed: int | None = None, pooling: str = "first"):
         super().__init__()
         self.encoder = encoder
         self.families = {name: family for name, (family, _) in heads.items()}
@@ -211,7 +226,7 @@ class MultiTaskModel(nn.Module):
         init_range = float(_config_value(encoder.config, "initializer_range", default=0.02))
         self.heads = nn.ModuleDict({
             name: make_head(family, _hidden_size(encoder), num_labels, drop, initializer_range=init_range,
-                            seed=None if seed is None else seed + i)
+                            seed=None if seed is None else seed + i, pooling=pooling)
             for i, (name, (family, num_labels)) in enumerate(sorted(heads.items()))
         })
 
@@ -235,12 +250,12 @@ def load_encoder(path_or_name: str | os.PathLike, **kwargs) -> nn.Module:
 
 
 def build_task_model(encoder_path_or_module: str | os.PathLike | nn.Module, family: str, num_labels: int, *,
-                     dropout: float | None = None, seed: int | None = None) -> TaskModel:
+                     dropout: float | None = None, seed: int | None = None, pooling: str = "first") -> TaskModel:
     """A TaskModel on an encoder given as a module or as a path/hub name (loaded with
     AutoModel, add_pooling_layer=False), with a fresh head (seeded by `seed` if given)."""
     encoder = (encoder_path_or_module if isinstance(encoder_path_or_module, nn.Module)
                else load_encoder(encoder_path_or_module))
-    return TaskModel(encoder, family, num_labels, dropout, seed=seed)
+    return TaskModel(encoder, family, num_labels, dropout, seed=seed, pooling=pooling)
 
 
 def save_encoder(model: nn.Module, out_dir: str | os.PathLike, tokenizer=None) -> Path:
