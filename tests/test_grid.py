@@ -96,3 +96,31 @@ def test_repository_params_files_expand():
     for name in ("smoke.yaml",):
         plan = expand(grid.load_params(root / name))
         assert plan.counts()["target"] > 0
+
+
+def test_target_fields_per_target_task():
+    params = {**BASE, "target": {"eval_languages": {"udpos": ["yo", "en"]},
+                                 "max_train_examples": {"udpos": 300, "default": 100},
+                                 "num_train_epochs": {"pawsx": 3.0}}}
+    targets = expand(params).stages["target"]
+    by_task = {t: [s.config for s in targets if s.config["target_task"] == t] for t in ("udpos", "pawsx")}
+    assert {c["max_train_examples"] for c in by_task["udpos"]} == {300}
+    assert {c["max_train_examples"] for c in by_task["pawsx"]} == {100}
+    assert {c["num_train_epochs"] for c in by_task["pawsx"]} == {3.0}
+    assert {c["num_train_epochs"] for c in by_task["udpos"]} == {C.TargetConfig().num_train_epochs}
+    assert {tuple(c["eval_languages"]) for c in by_task["pawsx"]} == {()}
+    with pytest.raises(C.ConfigError, match=r"max_train_examples=.*'udpso'.*allowed keys"):
+        expand({**params, "target": {"max_train_examples": {"udpso": 300}}})
+
+
+def test_a_stage_version_bump_renews_its_ids_and_everything_downstream(monkeypatch):
+    from xfer_nb import runs
+    def ids(stage):   # ids are computed on access: take them now
+        return {s.run_id for s in expand(BASE).stages[stage]}
+    before = {stage: ids(stage) for stage in grid.STAGE_ORDER}
+    monkeypatch.setitem(runs.STAGE_VERSIONS, "prepare", runs.STAGE_VERSIONS["prepare"] + 1)
+    after = {stage: ids(stage) for stage in grid.STAGE_ORDER}
+    for stage in ("prepare", "intermediate"):
+        assert before[stage] and not before[stage] & after[stage]
+    baselines = {s.run_id for s in expand(BASE).stages["target"] if not s.upstream}
+    assert before["target"] & after["target"] == baselines   # baselines keep theirs
