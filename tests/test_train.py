@@ -10,8 +10,8 @@ import torch
 from xfer_nb.featurize import collate, featurize
 from xfer_nb.models.heads import MultiTaskModel, TaskModel
 from xfer_nb.tasks.schema import PAIR
-from xfer_nb.train import (MultiTaskSampler, BatchSampler, TrainingArgs, bf16_supported, task_probabilities, train,
-                           word_embeddings)
+from xfer_nb.train import (MultiTaskSampler, BatchSampler, TrainingArgs, bf16_supported, default_precision,
+                           task_probabilities, train, word_embeddings)
 
 
 # ----------------------------------------------------------------------------- fixtures (shared with test_resume)
@@ -235,6 +235,18 @@ def test_bad_precision_for_the_device_fails_before_training(tok, xnli, tmp_path)
 def test_bf16_autocast_trains(tok, xnli, tmp_path):
     res = run(tiny_model(len(tok)), {"xnli": xnli}, tmp_path, tok, precision="bf16", max_steps=4)
     assert all(math.isfinite(x) for x in losses(res))
+    assert res.precision == "bf16"
+
+
+def test_auto_precision_resolves_per_device_and_is_recorded(tok, xnli, tmp_path):
+    # auto is bf16 exactly where this CPU has native bf16 (never the slow emulation), else fp32;
+    # the result says which one trained, and it matches an explicit run of that precision.
+    expected = "bf16" if bf16_supported() else "fp32"
+    assert default_precision("cpu") == expected
+    auto = run(tiny_model(len(tok)), {"xnli": xnli}, tmp_path / "auto", tok, precision="auto", max_steps=3)
+    explicit = run(tiny_model(len(tok)), {"xnli": xnli}, tmp_path / "explicit", tok, precision=expected, max_steps=3)
+    assert auto.precision == expected and explicit.precision == expected
+    assert losses(auto) == losses(explicit)
 
 
 def test_progress_lines_without_a_terminal(tok, xnli, tmp_path, capsys):

@@ -229,7 +229,7 @@ def _train_summary(result, sizes: dict) -> dict:
     log = [e for e in result.log_history if "loss" in e]
     summary = {"train_examples": sizes, "steps": result.global_step, "examples_seen": result.examples_seen,
                "train_seconds": round(result.train_seconds, 1),
-               "examples_per_second": round(result.examples_per_second, 1),
+               "examples_per_second": round(result.examples_per_second, 1), "precision": result.precision,
                "final_loss": round(float(log[-1]["loss"]), 4) if log else None,
                "resumed_from_step": result.resumed_from_step}
     if result.best_step is not None:

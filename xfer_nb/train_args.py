@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 SAMPLING = ("proportional", "uniform", "temperature")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -31,7 +31,7 @@ class TrainingArgs:
     weight_decay: float = field(default=0.01, **_help("Decoupled AdamW weight decay (not on biases and LayerNorm weights)."))
     max_grad_norm: float = field(default=1.0, **_help("Gradient clipping norm; 0 disables clipping."))
     seed: int = field(default=42, **_help("Seed of data order, task draws and dropout."))
-    precision: str = field(default="fp32", **_help("'fp32', 'bf16' (autocast; CPU needs native bf16, see default_precision()) or 'fp16' (CUDA only)."))
+    precision: str = field(default="fp32", **_help("'fp32', 'bf16' (autocast; CPU needs native bf16, see default_precision()), 'fp16' (CUDA only), or 'auto': bf16 where the device has native bf16, else fp32 (the run records which)."))
     group_by_length: bool = field(default=True, **_help("Batch examples of similar length (megabatches of 50 batches, sorted) and pad per batch; ~5x faster on CPU."))
     checkpoint_every_steps: int = field(default=0, **_help("Write a resumable checkpoint every this many steps, and at the end (0: no checkpoints)."))
     save_total_limit: int = field(default=2, **_help("Checkpoints kept (the newest ones); at least 1."))
