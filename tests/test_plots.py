@@ -161,3 +161,19 @@ def test_language_table(tidy, gains):
     assert "<table" in styler.to_html()
     with pytest.raises(ValueError):
         P.language_table(tidy, "nope")
+
+
+def test_intervals_are_over_seed_by_language_units():
+    # 2 seeds x 3 languages x 2 tasks: a point pools the tasks inside each (seed, language) unit,
+    # and its interval is Student t over the 6 units, as in stats.significance_table.
+    rows = [dict(seed=s, language=l, task=t, tier="low", gain=float(g))
+            for (s, l, t), g in zip(
+                [(s, l, t) for s in (0, 1) for l in ("sw", "yo", "wo") for t in ("a", "b")],
+                [1, 3, 2, 2, 0, 4, 5, 5, 1, 1, 3, 1])]
+    agg = P._unit_ci(pd.DataFrame(rows), ["tier"], "gain")
+    unit_means = [2, 2, 2, 5, 1, 2]
+    m, lo, hi = S.mean_ci(unit_means)
+    assert agg.loc[0, ["mean", "low", "high"]].tolist() == pytest.approx([m, lo, hi])
+    assert agg.loc[0, "n_units"] == 6
+    # over the two seed means alone (t with 1 df) the interval would be far wider
+    assert S.mean_ci([2.0, 8 / 3])[2] - S.mean_ci([2.0, 8 / 3])[1] > 2.5 * (hi - lo)

@@ -11,10 +11,12 @@ intermediate_languages, model_name_or_path, tier, distance``) or the output of
 ``xfer_nb.stats.paired_gains`` (the same columns plus ``baseline`` and ``gain``).
 Column names that matter are parameters.
 
-Aggregation: a point or bar is the mean over seeds of per-seed means (over languages,
-target tasks, ...) and its band or error bar the Student-t 95% interval over seeds
-(``stats.mean_ci``; none with one seed). Where a task reports several metrics, only its
-primary metric is used (``primary_metric``).
+Aggregation: a point or bar is the mean over (seed, language) units, each unit first
+averaged over what else the point pools (target tasks, ...); its band or error bar is the
+Student-t 95% interval over those units (``stats.mean_ci``), the same unit as the
+significance tables. With the 2–3 seeds a study can afford, an interval over seeds alone
+(t with 1–2 degrees of freedom) is too wide to read. Where a task reports several
+metrics, only its primary metric is used (``primary_metric``).
 """
 from __future__ import annotations
 
@@ -77,19 +79,22 @@ def _tiers_present(df: pd.DataFrame, tier_col: str) -> list[str]:
     return [t for t in TIERS if t in present] + sorted(present - set(TIERS))
 
 
-def _seed_ci(df: pd.DataFrame, keys: Sequence[str], y: str, seed_col: str = "seed") -> pd.DataFrame:
-    """Per group of `keys`: mean over seeds of per-seed means, with a t interval."""
+CI_UNITS: tuple[str, ...] = ("seed", "language")
+CI_TEXT = "95% CI over seed × language"
+
+
+def _unit_ci(df: pd.DataFrame, keys: Sequence[str], y: str, units: Sequence[str] = CI_UNITS) -> pd.DataFrame:
+    """Per group of `keys`: the mean of per-unit means (units: the `units` columns present)
+    with a Student-t 95% interval over the units."""
     keys = list(keys)
-    if seed_col in df.columns:
-        per_seed = df.groupby(keys + [seed_col], dropna=False)[y].mean().reset_index()
-    else:
-        per_seed = df[keys + [y]]
+    units = [u for u in units if u in df.columns and u not in keys]
+    per_unit = df.groupby(keys + units, dropna=False)[y].mean().reset_index() if units else df[keys + [y]]
     rows = []
-    for key, g in per_seed.groupby(keys, dropna=False, sort=True):
+    for key, g in per_unit.groupby(keys, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         m, lo, hi = stats.mean_ci(g[y])
-        rows.append({**dict(zip(keys, key)), "mean": m, "low": lo, "high": hi, "n_seeds": len(g)})
-    return pd.DataFrame(rows, columns=keys + ["mean", "low", "high", "n_seeds"])
+        rows.append({**dict(zip(keys, key)), "mean": m, "low": lo, "high": hi, "n_units": len(g)})
+    return pd.DataFrame(rows, columns=keys + ["mean", "low", "high", "n_units"])
 
 
 def _size_label(n: float) -> str:
@@ -120,6 +125,36 @@ def _default_language_set(df: pd.DataFrame, set_col: str, language_set) -> pd.Da
     return df[df[set_col].isin(wanted) | _is_baseline(df)]
 
 
+MIN_UNITS_IN_VIEW = 4  # a t interval over 2-3 units (t = 12.7 / 4.3) may run past the axes
+
+
+def _fit_ylim(ax, aggs: Sequence[pd.DataFrame], with_zero: bool) -> bool:
+    """Fit the y range to every mean and to the intervals of at least MIN_UNITS_IN_VIEW
+    units, so that one language with two seeds does not flatten every other curve.
+    Returns whether some interval runs past the range."""
+    a = pd.concat([g for g in aggs if g is not None and len(g)], ignore_index=True) if aggs else pd.DataFrame()
+    if a.empty:
+        return False
+    wide = a["n_units"] >= MIN_UNITS_IN_VIEW
+    vals = pd.concat([a["mean"], a.loc[wide, "low"], a.loc[wide, "high"]]).dropna()
+    if with_zero:
+        vals = pd.concat([vals, pd.Series([0.0])])
+    lo, hi = float(vals.min()), float(vals.max())
+    pad = max(0.08 * (hi - lo), 0.5)
+    lo, hi = lo - pad, hi + pad
+    ax.set_ylim(lo, hi)
+    return bool(((a["low"] < lo) | (a["high"] > hi)).any())
+
+
+def _set_order(df: pd.DataFrame, set_col: str, langs_col: str = "intermediate_languages") -> list[str]:
+    """Language sets from the smallest (fewest languages) to the largest, then by name."""
+    names = sorted(set(df[set_col].astype(str)))
+    if langs_col not in df.columns:
+        return names
+    count = df.groupby(df[set_col].astype(str))[langs_col].first().astype(str).str.count(",")
+    return sorted(names, key=lambda n: (count.get(n, 0), n))
+
+
 def _is_baseline(df: pd.DataFrame) -> pd.Series:
     try:
         return stats.baseline_mask(df)
@@ -148,7 +183,7 @@ def plot_task_gains(gains: pd.DataFrame, row: str = "intermediate_task", col: st
     kind="heatmap": annotated heatmaps (rows intermediate tasks, columns target tasks),
     one per tier, on one diverging colour scale centred at 0; the panel titles name the
     tiers. kind="bars": one panel per intermediate task, bars per target task coloured by
-    tier (legend), each bar annotated with its value and a t-interval over seeds.
+    tier (legend), each bar annotated with its value and a t-interval over seed × language.
     Size: `size`, else each intermediate task's largest size. Language set:
     `language_set`, else "en" when several sets are present."""
     d = primary_metric(_filter(gains, where))
@@ -162,12 +197,12 @@ def plot_task_gains(gains: pd.DataFrame, row: str = "intermediate_task", col: st
     tiers = _tiers_present(d, tier_col)
     rows_ = sorted(d[row].astype(str).unique())
     cols_ = sorted(d[col].astype(str).unique())
-    agg = _seed_ci(d.assign(**{row: d[row].astype(str), col: d[col].astype(str)}),
+    agg = _unit_ci(d.assign(**{row: d[row].astype(str), col: d[col].astype(str)}),
                    [tier_col, row, col], y)
     what = "gain over baseline" if y == "gain" else "score"
     if kind == "heatmap":
         lim = float(np.nanmax(np.abs(agg["mean"]))) or 1.0
-        fig = Figure(figsize=(1.0 + 1.1 * len(cols_) * len(tiers) + 1.2, 1.2 + 0.55 * len(rows_)),
+        fig = Figure(figsize=(1.0 + 1.1 * len(cols_) * len(tiers) + 1.2, max(3.0, 1.8 + 0.55 * len(rows_))),
                      layout="constrained")
         axes = fig.subplots(1, len(tiers), sharey=True, squeeze=False)[0]
         for i, (ax, t) in enumerate(zip(axes, tiers)):
@@ -221,7 +256,7 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
                     language_set: str | None = None, unit: str = "points",
                     where: Mapping | None = None) -> Figure:
     """Score or gain against the number of intermediate examples (log x axis), one line
-    per resource tier with a 95% t band over seeds; `col` makes one panel per value (e.g.
+    per resource tier with a 95% t band over seed × language; `col` makes one panel per value (e.g.
     "task"). With y="value" (the tidy table), size-0 rows are the no-intermediate baseline
     and are drawn as dashed horizontal lines."""
     d = primary_metric(_filter(data, where))
@@ -230,12 +265,14 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
     fig = Figure(figsize=(4.2 * len(panels) + 1.8, 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     tiers = _tiers_present(d, hue)
+    drawn = []
     for ax, p in zip(axes, panels):
         dp = d if p is None else d[d[col].astype(str) == p]
         sizes = pd.to_numeric(dp[x], errors="coerce")
         pos, base = dp[sizes > 0], dp[sizes == 0]
-        agg = _seed_ci(pos, [hue, x], y)
-        bagg = _seed_ci(base, [hue], y) if len(base) else None
+        agg = _unit_ci(pos, [hue, x], y)
+        bagg = _unit_ci(base, [hue], y) if len(base) else None
+        drawn += [agg] + ([bagg] if bagg is not None else [])
         for t in tiers:
             a = agg[agg[hue] == t].sort_values(x)
             c = TIER_COLORS.get(t, "grey")
@@ -256,6 +293,9 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
             ax.minorticks_off()
         ax.set_xlabel("intermediate examples (log scale)")
         ax.set_title(f"{col}: {p}" if p is not None else "all target tasks")
+    if _fit_ylim(axes[0], drawn, with_zero=y == "gain"):
+        axes[0].annotate(f"bands of fewer than {MIN_UNITS_IN_VIEW} units run past the edge", (0.01, 0.01),
+                         xycoords="axes fraction", fontsize=7, color="dimgrey")
     axes[0].set_ylabel(_y_label(y, unit))
     handles, labels = axes[0].get_legend_handles_labels()
     if y != "gain" and (pd.to_numeric(d[x], errors="coerce") == 0).any():
@@ -265,7 +305,7 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
     axes[-1].legend(handles, labels, title=TIER_LEGEND_TITLE, loc="upper left",
                     bbox_to_anchor=(1.01, 1.0))
     what = "Gain over baseline" if y == "gain" else "Score"
-    fig.suptitle(f"{what} vs. intermediate-task data size, by resource tier (95% CI over seeds)")
+    fig.suptitle(f"{what} vs. intermediate-task data size, by resource tier ({CI_TEXT})")
     return fig
 
 
@@ -280,7 +320,7 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
                        where: Mapping | None = None) -> Figure:
     """Mean gain per intermediate language set at one size, bars per tier, in two panels:
     evaluation languages seen in the intermediate data and unseen ones. Error bars: 95% t
-    interval over seeds. Size: `size`, else the largest size every language set has."""
+    interval over seed × language. Size: `size`, else the largest size every language set has."""
     d = primary_metric(_filter(gains, where))
     if seen_col not in d.columns:
         from .languages import annotate
@@ -292,7 +332,7 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
         size = max(common)
     if size is not None:
         d = d[d[size_col] == size]
-    sets = list(order) if order else list(dict.fromkeys(d[set_col].astype(str)))
+    sets = list(order) if order else _set_order(d, set_col)
     tiers = _tiers_present(d, tier_col)
     fig = Figure(figsize=(max(7.0, 1.4 * len(sets) * 2 + 2.5), 4.0), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True, squeeze=False)[0]
@@ -301,7 +341,7 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
     seen = d[seen_col].astype(bool)
     for ax, flag, name in ((axes[0], True, "seen in the intermediate data"),
                            (axes[1], False, "unseen in the intermediate data")):
-        agg = _seed_ci(d[seen == flag].assign(**{set_col: d[set_col].astype(str)}),
+        agg = _unit_ci(d[seen == flag].assign(**{set_col: d[set_col].astype(str)}),
                        [set_col, tier_col], y)
         for j, t in enumerate(tiers):
             a = agg[agg[tier_col] == t].set_index(set_col).reindex(sets)
@@ -317,7 +357,7 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
     _tier_legend(axes[1], tiers, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     size_txt = f"{int(size):,} intermediate examples" if size is not None else "all sizes"
     fig.suptitle(f"Gain over baseline per intermediate language set at {size_txt} "
-                 "(95% CI over seeds)")
+                 f"({CI_TEXT})")
     return fig
 
 
