@@ -42,6 +42,25 @@ def test_pair_predictions_in_dataset_order(data_dir, tok):
         np.testing.assert_allclose(o["logits"], r["logits"][0].numpy(), atol=1e-5)
 
 
+def test_precision_autocasts_the_forward_pass_and_returns_float32(data_dir, tok):
+    from xfer_nb.train import bf16_supported
+    feats = featurize(make_dataset(PAIR, pawsx_rows(data_dir, 23)), PAIR, tok, cache_dir=False)
+    model = TaskModel(tiny_encoder(len(tok)), PAIR, 3, seed=0)
+    fp32 = model_outputs(model, feats, PAIR, batch_size=5)
+    auto = model_outputs(model, feats, PAIR, batch_size=5, precision="auto")
+    if bf16_supported():
+        bf16 = model_outputs(model, feats, PAIR, batch_size=5, precision="bf16")
+        assert all(o["logits"].dtype == np.float32 for o in bf16)
+        # bf16 keeps ~3 significant digits: close to fp32, yet not bit-equal (it really ran in bf16)
+        diffs = np.abs(np.stack([o["logits"] for o in bf16]) - np.stack([o["logits"] for o in fp32]))
+        assert 0 < diffs.max() < 0.1
+        np.testing.assert_array_equal(np.stack([o["logits"] for o in auto]), np.stack([o["logits"] for o in bf16]))
+    else:
+        np.testing.assert_array_equal(np.stack([o["logits"] for o in auto]), np.stack([o["logits"] for o in fp32]))
+    with pytest.raises(ValueError, match="fp16.*CUDA"):
+        model_outputs(model, feats, PAIR, precision="fp16")
+
+
 def test_tagging_one_tag_per_word(data_dir, tok):
     rows, names = panx_rows(data_dir, 12)
     feats = featurize(make_dataset(TAGGING, rows), TAGGING, tok, max_seq_length=24, cache_dir=False)

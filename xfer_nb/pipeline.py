@@ -403,7 +403,7 @@ def _evaluate_supervised(cfg, spec, model, tokenizer, langs):
         ds = _cap(tasks.partition(cfg.target_task, split, cfg.data_source, ds, "eval"), cfg.max_eval_examples,
                   EVAL_SEED)
         feats = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length, for_training=False)
-        preds = predict.predict(model, feats, spec.family, batch_size=cfg.eval_batch_size)
+        preds = predict.predict(model, feats, spec.family, batch_size=cfg.eval_batch_size, precision=cfg.precision)
         predictions, references = _align(spec, ds, preds)
         results.append((lang, split, len(ds), evaluate.compute(cfg.target_task, lang, predictions, references)))
     return results

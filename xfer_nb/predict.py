@@ -61,11 +61,21 @@ def _pad_id(model) -> int:
     return 0 if pad is None else int(pad)
 
 
+def _autocast(precision: str, device: torch.device):
+    """The forward pass's autocast context for `precision` (training's rules and errors)."""
+    from xfer_nb.train import _autocast_for, default_precision
+    resolved = default_precision(device) if precision == "auto" else precision
+    return _autocast_for(resolved, device) or contextlib.nullcontext()
+
+
 def model_outputs(model: torch.nn.Module, featurized, family: str, *, batch_size: int = 64, task: str | None = None,
-                  pad_token_id: int | None = None, num_threads: int | None = None) -> list[dict[str, np.ndarray]]:
+                  pad_token_id: int | None = None, num_threads: int | None = None,
+                  precision: str = "fp32") -> list[dict[str, np.ndarray]]:
     """Raw outputs per row of `featurized`, in its order, cut to the row's real length:
     {"logits": ...} (PAIR [num_labels], MC [num_choices], TAGGING [len, num_labels]) or
-    {"start_logits": [len], "end_logits": [len]} (QA)."""
+    {"start_logits": [len], "end_logits": [len]} (QA). `precision` as in training
+    (``xfer_nb.train``: "bf16"/"fp16" autocast the forward pass, "auto" picks bf16 where
+    the device has it natively); outputs are always float32."""
     n = len(featurized)
     if n == 0:
         return []
@@ -79,10 +89,11 @@ def model_outputs(model: torch.nn.Module, featurized, family: str, *, batch_size
             [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in featurized.column_names])
     results: list[dict[str, np.ndarray] | None] = [None] * n
     device = next(model.parameters()).device   # batches go where the model is (CPU or CUDA)
+    autocast = _autocast(precision, device)
     was_training = model.training
     model.eval()
     try:
-        with _threads(num_threads), torch.inference_mode():
+        with _threads(num_threads), torch.inference_mode(), autocast:
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size].tolist()
                 if is_dataset:   # column dict -> row dicts
@@ -111,13 +122,14 @@ def model_outputs(model: torch.nn.Module, featurized, family: str, *, batch_size
 
 def predict(model: torch.nn.Module, featurized, family: str, *, batch_size: int = 64, task: str | None = None,
             max_answer_length: int = 30, n_best_size: int = 20, fill_tag_id: int | None = None,
-            pad_token_id: int | None = None, num_threads: int | None = None):
+            pad_token_id: int | None = None, num_threads: int | None = None, precision: str = "fp32"):
     """Predictions for every example of `featurized` (see the module docstring).
 
     `task` names the head of a MultiTaskModel. `pad_token_id` defaults to the model
-    config's. `num_threads`, when given, is set for the call and restored after."""
+    config's. `num_threads`, when given, is set for the call and restored after.
+    `precision`: see `model_outputs`."""
     outputs = model_outputs(model, featurized, family, batch_size=batch_size, task=task,
-                            pad_token_id=pad_token_id, num_threads=num_threads)
+                            pad_token_id=pad_token_id, num_threads=num_threads, precision=precision)
     if family in (PAIR, MULTIPLE_CHOICE):
         return [int(np.argmax(o["logits"])) for o in outputs]
     if family == TAGGING:
