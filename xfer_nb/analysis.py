@@ -225,6 +225,8 @@ class Study:
         if d["distance"].nunique() < 3:
             return "Too few distinct distances to relate gain to distance."
         per_lang = d.groupby(["language", "language_set"], as_index=False)[["gain", "distance"]].mean()
+        if per_lang["gain"].nunique() < 2:
+            return f"The gain is the same ({_pts(per_lang['gain'].iloc[0])}) at every distance."
         from scipy.stats import linregress, spearmanr
         rho, p_rho = spearmanr(per_lang["distance"], per_lang["gain"])
         fit = linregress(per_lang["distance"], per_lang["gain"])
