@@ -146,6 +146,13 @@ def _fit_ylim(ax, aggs: Sequence[pd.DataFrame], with_zero: bool) -> bool:
     return bool(((a["low"] < lo) | (a["high"] > hi)).any())
 
 
+def _note_clipped(ax, aggs: Sequence[pd.DataFrame], with_zero: bool) -> None:
+    """_fit_ylim, and a note in the corner when an interval runs past the range."""
+    if _fit_ylim(ax, aggs, with_zero):
+        ax.annotate(f"intervals of fewer than {MIN_UNITS_IN_VIEW} units run past the edge", (0.01, 0.01),
+                    xycoords="axes fraction", fontsize=7, color="dimgrey")
+
+
 def _set_order(df: pd.DataFrame, set_col: str, langs_col: str = "intermediate_languages") -> list[str]:
     """Language sets from the smallest (fewest languages) to the largest, then by name."""
     names = sorted(set(df[set_col].astype(str)))
@@ -293,9 +300,7 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
             ax.minorticks_off()
         ax.set_xlabel("intermediate examples (log scale)")
         ax.set_title(f"{col}: {p}" if p is not None else "all target tasks")
-    if _fit_ylim(axes[0], drawn, with_zero=y == "gain"):
-        axes[0].annotate(f"bands of fewer than {MIN_UNITS_IN_VIEW} units run past the edge", (0.01, 0.01),
-                         xycoords="axes fraction", fontsize=7, color="dimgrey")
+    _note_clipped(axes[0], drawn, with_zero=y == "gain")
     axes[0].set_ylabel(_y_label(y, unit))
     handles, labels = axes[0].get_legend_handles_labels()
     if y != "gain" and (pd.to_numeric(d[x], errors="coerce") == 0).any():
@@ -339,10 +344,12 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
     width = 0.8 / max(1, len(tiers))
     x = np.arange(len(sets))
     seen = d[seen_col].astype(bool)
+    drawn = []
     for ax, flag, name in ((axes[0], True, "seen in the intermediate data"),
                            (axes[1], False, "unseen in the intermediate data")):
         agg = _unit_ci(d[seen == flag].assign(**{set_col: d[set_col].astype(str)}),
                        [set_col, tier_col], y)
+        drawn.append(agg)
         for j, t in enumerate(tiers):
             a = agg[agg[tier_col] == t].set_index(set_col).reindex(sets)
             err = np.vstack([a["mean"] - a["low"], a["high"] - a["mean"]])
@@ -353,6 +360,7 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
         ax.set_xlabel("intermediate language set")
         n_lang = d.loc[seen == flag, "language"].nunique() if "language" in d else 0
         ax.set_title(f"{name} ({n_lang} languages)")
+    _note_clipped(axes[0], drawn, with_zero=True)
     axes[0].set_ylabel(_y_label(y, unit))
     _tier_legend(axes[1], tiers, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     size_txt = f"{int(size):,} intermediate examples" if size is not None else "all sizes"
