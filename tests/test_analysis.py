@@ -59,6 +59,14 @@ def test_size_trend_is_read_from_the_task_with_most_sizes(tmp_path):
     assert cmp.loc["panx", "our_intermediate"] == "mc" and cmp.loc["panx", "our_gain"] == pytest.approx(10.0)
     assert cmp.loc["panx", "verdict"] == "opposite"  # the paper lost 0.7 on PAN-X; we gained, p < 0.05
     assert cmp.loc["xnli", "verdict"] == "not run"
+    words = study.comparison_text()
+    assert words.startswith("Reversed here (other sign, p < 0.05): panx (paper: loss -0.7; here mc +10.00, p=")
+    assert "Not in this study: mlqa, pawsx, tydiqa, xnli, xquad." in words
+    # the headline lists the pairs that survive Holm's correction, smallest gain first
+    listed = text.split("after Holm's correction: ")[1].split(".\n")[0]
+    assert sorted(listed.split("; ")) == ["mc → panx +10.00", "mc → udpos +10.00", "nli → panx +1.66",
+                                          "nli → udpos +1.66"]
+    assert listed.startswith("nli")
 
 
 def test_headline_compares_the_best_set_with_english_alone(tmp_path):

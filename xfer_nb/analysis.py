@@ -165,6 +165,36 @@ class Study:
                                  f"({_pts(means[best])} points) against {_pts(means.get('en', math.nan))} for "
                                  f"English alone; the difference, paired over {len(pair)} (seed, task, language) "
                                  f"scores, {'is' if p < 0.05 else 'is not'} significant (p={p:.3f}).")
+        t = self.per_task()
+        if len(t):
+            sig = t[t["p_holm"] < 0.05].sort_values("mean_gain")
+            listed = "; ".join(f"{r['intermediate_task']} → {r['task']} {_pts(r['mean_gain'])}" for _, r in sig.iterrows())
+            parts.append(f"Of the {len(t)} (intermediate task, target task) pairs at their largest English size, "
+                         + (f"these changed transfer significantly after Holm's correction: {listed}."
+                            if len(sig) else "none changed transfer significantly after Holm's correction."))
+        return " ".join(parts)
+
+    def comparison_text(self, alpha: float = 0.05) -> str:
+        """The paper comparison in one paragraph: which of its findings hold at this scale."""
+        c = self.comparison(alpha)
+        groups = {
+            "holds": "Holds here (same sign, p < 0.05)",
+            "opposite": "Reversed here (other sign, p < 0.05)",
+            "no significant change": "Not detectable here (p ≥ 0.05)",
+        }
+        parts = []
+        for verdict, head in groups.items():
+            rows = c[c["verdict"] == verdict]
+            if len(rows):
+                items = ", ".join(f"{r['task']} (paper: {r['paper_direction']}"
+                                  + (f" {r['paper_gain']:+.1f}" if r["paper_gain"] is not None
+                                     and not pd.isna(r["paper_gain"]) else "")
+                                  + f"; here {r['our_intermediate']} {_pts(r['our_gain'])}, p={r['our_p']:.3f})"
+                                  for _, r in rows.iterrows())
+                parts.append(f"{head}: {items}.")
+        not_run = c.loc[c["verdict"] == "not run", "task"].tolist()
+        if not_run:
+            parts.append(f"Not in this study: {', '.join(not_run)}.")
         return " ".join(parts)
 
     def _baseline_sentence(self) -> str:
