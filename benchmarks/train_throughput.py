@@ -238,10 +238,10 @@ def main(argv=None) -> dict:
     from xfer_nb import io
     from xfer_nb.models.embedded import resolve_model
     from xfer_nb.paths import data_dir, outputs_dir
-    from xfer_nb.train import bf16_supported, default_precision
+    from xfer_nb.train import bf16_supported, resolve_precision
 
     torch.set_num_threads(args.threads)
-    precision = default_precision() if args.precision == "auto" else args.precision
+    precision = resolve_precision(args.precision)
     bf16 = precision == "bf16"
     rows = read_xnli_en(data_dir())
     if args.examples % BATCH:

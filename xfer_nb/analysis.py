@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -30,11 +31,11 @@ class Study:
     outputs: Path
     figures: dict[str, list[Path]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def primary(self) -> pd.DataFrame:
         return plots.primary_metric(self.table) if len(self.table) else self.table
 
-    @property
+    @cached_property
     def gains(self) -> pd.DataFrame:
         return stats.paired_gains(self.primary, by=CONFIG_COLUMNS)
 
@@ -59,7 +60,7 @@ class Study:
         g = self._largest(self._english_only(self.gains))
         return stats.significance_table(g, group_by=["intermediate_task", "task"]).round(4)
 
-    @property
+    @cached_property
     def size_task(self) -> str | None:
         """The intermediate task that carries the size axis: the one with the most sizes."""
         g = self._english_only(self.gains)
@@ -89,10 +90,9 @@ class Study:
         g = self.gains
         figs = {}
         figs["1_gain_by_task"] = plots.plot_task_gains(g)
-        figs["2_size_curve"] = plots.plot_size_curve(self._size_axis(g), col="task" if g["task"].nunique() > 1 else None)
-        if g["intermediate_task"].nunique() > 1:
-            figs["2_size_curve"].suptitle(f"{figs['2_size_curve']._suptitle.get_text()}; intermediate task "
-                                          f"{self.size_task}")
+        note = f"; intermediate task {self.size_task}" if g["intermediate_task"].nunique() > 1 else ""
+        figs["2_size_curve"] = plots.plot_size_curve(self._size_axis(g), col="task" if g["task"].nunique() > 1 else None,
+                                                     title_note=note)
         if g["language_set"].nunique() > 1:
             figs["3_language_sets"] = plots.plot_language_sets(g)
         if g["distance"].notna().any():
@@ -147,24 +147,21 @@ class Study:
             parts.append(f"For low-resource languages, more English {self.size_task} data {verb} zero-shot "
                          f"transfer ({r['slope']:+.2f} points per doubling, 95% CI {_ci(r['ci_low'], r['ci_high'])}, "
                          f"p={r['p']:.3f}).")
-        sets = set(g["language_set"])
-        if len(sets) > 1 and "en" in sets:
-            common = [n for n in sorted(set(g["intermediate_size"])) if all(
-                ((g["language_set"] == s_) & (g["intermediate_size"] == n)).any() for s_ in sets)]
-            if common:
-                d = g[(g["intermediate_size"] == max(common)) & (g["tier"] == "low") & ~g["seen"].astype(bool)]
-                means = d.groupby("language_set")["gain"].mean()
-                best = str(means.drop("en", errors="ignore").idxmax()) if len(means) > 1 else None
-                if best is not None:
-                    key = ["seed", "task", "language", "metric"]
-                    pair = d[d["language_set"] == best].merge(d[d["language_set"] == "en"], on=key,
-                                                               suffixes=("", "_en"))
-                    p = stats.paired_test(pair["gain"] - pair["gain_en"])
-                    parts.append(f"At a fixed {max(common)} examples, on low-resource languages seen in no "
-                                 f"intermediate data, the most helpful multilingual set was {best} "
-                                 f"({_pts(means[best])} points) against {_pts(means.get('en', math.nan))} for "
-                                 f"English alone; the difference, paired over {len(pair)} (seed, task, language) "
-                                 f"scores, {'is' if p < 0.05 else 'is not'} significant (p={p:.3f}).")
+        size = _shared_size(g)
+        if size is not None and "en" in set(g["language_set"]):
+            d = g[(g["intermediate_size"] == size) & (g["tier"] == "low") & ~g["seen"].astype(bool)]
+            means = d.groupby("language_set")["gain"].mean()
+            best = str(means.drop("en", errors="ignore").idxmax()) if len(means) > 1 else None
+            if best is not None:
+                key = ["seed", "task", "language", "metric"]
+                pair = d[d["language_set"] == best].merge(d[d["language_set"] == "en"], on=key,
+                                                           suffixes=("", "_en"))
+                p = stats.paired_test(pair["gain"] - pair["gain_en"])
+                parts.append(f"At a fixed {size} examples, on low-resource languages seen in no "
+                             f"intermediate data, the most helpful multilingual set was {best} "
+                             f"({_pts(means[best])} points) against {_pts(means.get('en', math.nan))} for "
+                             f"English alone; the difference, paired over {len(pair)} (seed, task, language) "
+                             f"scores, {'is' if p < 0.05 else 'is not'} significant (p={p:.3f}).")
         t = self.per_task()
         if len(t):
             sig = t[t["p_holm"] < 0.05].sort_values("mean_gain")
@@ -235,11 +232,9 @@ class Study:
         sets = sorted(set(g["language_set"]))
         if len(sets) < 2:
             return "Only one language set in this study."
-        common = [n for n in sorted(set(g["intermediate_size"])) if all(
-            ((g["language_set"] == s) & (g["intermediate_size"] == n)).any() for s in sets)]
-        if not common:
+        size = _shared_size(g)
+        if size is None:
             return "The language sets share no size, so they cannot be compared at a fixed budget."
-        size = max(common)
         d = g[g["intermediate_size"] == size]
         low = d[d["tier"] == "low"] if (d["tier"] == "low").any() else d
         table = stats.significance_table(low, group_by=["language_set", "seen"])
@@ -308,6 +303,13 @@ class Study:
             io.write_text(paths["significance"], self.significance().to_csv(index=False))
         io.write_text(paths["answer"], self.answer() + "\n")
         return paths
+
+
+def _shared_size(g: pd.DataFrame) -> int | None:
+    """The largest intermediate size that every language set has (None: none, or one set)."""
+    sizes = [set(rows["intermediate_size"]) for _, rows in g.groupby("language_set")]
+    common = set.intersection(*sizes) if len(sizes) > 1 else set()
+    return int(max(common)) if common else None
 
 
 def _pts(x: float) -> str:

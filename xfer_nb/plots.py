@@ -261,11 +261,11 @@ def plot_task_gains(gains: pd.DataFrame, row: str = "intermediate_task", col: st
 def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_size",
                     hue: str = "tier", col: str | None = None, set_col: str = "language_set",
                     language_set: str | None = None, unit: str = "points",
-                    where: Mapping | None = None) -> Figure:
+                    where: Mapping | None = None, title_note: str = "") -> Figure:
     """Score or gain against the number of intermediate examples (log x axis), one line
     per resource tier with a 95% t band over seed × language; `col` makes one panel per value (e.g.
     "task"). With y="value" (the tidy table), size-0 rows are the no-intermediate baseline
-    and are drawn as dashed horizontal lines."""
+    and are drawn as dashed horizontal lines. `title_note` is appended to the title."""
     d = primary_metric(_filter(data, where))
     d = _default_language_set(d, set_col, language_set)
     panels = sorted(d[col].astype(str).unique()) if col else [None]
@@ -310,7 +310,7 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
     axes[-1].legend(handles, labels, title=TIER_LEGEND_TITLE, loc="upper left",
                     bbox_to_anchor=(1.01, 1.0))
     what = "Gain over baseline" if y == "gain" else "Score"
-    fig.suptitle(f"{what} vs. intermediate-task data size, by resource tier ({CI_TEXT})")
+    fig.suptitle(f"{what} vs. intermediate-task data size, by resource tier ({CI_TEXT}){title_note}")
     return fig
 
 

@@ -61,13 +61,6 @@ def _pad_id(model) -> int:
     return 0 if pad is None else int(pad)
 
 
-def _autocast(precision: str, device: torch.device):
-    """The forward pass's autocast context for `precision` (training's rules and errors)."""
-    from xfer_nb.train import _autocast_for, default_precision
-    resolved = default_precision(device) if precision == "auto" else precision
-    return _autocast_for(resolved, device) or contextlib.nullcontext()
-
-
 def model_outputs(model: torch.nn.Module, featurized, family: str, *, batch_size: int = 64, task: str | None = None,
                   pad_token_id: int | None = None, num_threads: int | None = None,
                   precision: str = "fp32") -> list[dict[str, np.ndarray]]:
@@ -89,7 +82,8 @@ def model_outputs(model: torch.nn.Module, featurized, family: str, *, batch_size
             [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in featurized.column_names])
     results: list[dict[str, np.ndarray] | None] = [None] * n
     device = next(model.parameters()).device   # batches go where the model is (CPU or CUDA)
-    autocast = _autocast(precision, device)
+    from xfer_nb.train import autocast_for
+    autocast = autocast_for(precision, device)   # training's rules and errors
     was_training = model.training
     model.eval()
     try:

@@ -155,6 +155,17 @@ def bf16_supported() -> bool:
         return False
 
 
+def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
+    """`precision` with "auto" replaced by :func:`default_precision` of `device`."""
+    return default_precision(device) if precision == "auto" else precision
+
+
+def autocast_for(precision: str, device: torch.device):
+    """The autocast context of `precision` ("auto" resolved) on `device`; a null context for
+    fp32. Raises for fp16 off CUDA and for bf16 on a CPU without native bf16."""
+    return _autocast_for(resolve_precision(precision, device), device) or contextlib.nullcontext()
+
+
 def default_precision(device: str | torch.device = "cpu") -> str:
     """The fastest exact-enough precision here: 'bf16' on CUDA or a CPU with native bf16, else 'fp32'."""
     device = torch.device(device)
@@ -493,7 +504,7 @@ def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, o
                          "score; pass one, or set early_stopping_patience=0.")
     output_dir = Path(output_dir)
     device = resolve_device(args.device)
-    precision = default_precision(device) if args.precision == "auto" else args.precision
+    precision = resolve_precision(args.precision, device)
     autocast = _autocast_for(precision, device)
     from xfer_nb import distributed
     ddp = distributed.init(device.type)
