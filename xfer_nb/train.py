@@ -101,7 +101,7 @@ import torch
 from torch import nn
 
 from xfer_nb import io
-from xfer_nb.train_args import DEVICES, PRECISIONS, SAMPLING, TrainingArgs, _help  # noqa: F401 (re-exported)
+from xfer_nb.train_args import DEVICES, PRECISIONS, SAMPLING, SCHEDULES, TrainingArgs, _help  # noqa: F401 (re-exported)
 
 MEGABATCH_MULT = 50  # batches per length-sorted megabatch, as in HF's LengthGroupedSampler
 # Fields that change neither the numbers nor the order of anything trained: a checkpoint
@@ -339,13 +339,29 @@ def _make_optimizer(model: nn.Module, args: TrainingArgs) -> torch.optim.Optimiz
         return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8, foreach=True)
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
-    """Linear warm-up from 0 to the peak, then linear decay to 0 (HF get_linear_schedule_with_warmup)."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return step / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def lr_factor(kind: str, step: int, warmup_steps: int, total_steps: int, decay_ratio: float = 0.2) -> float:
+    """The learning-rate multiplier at `step` (0-based) of a run of `total_steps`.
+
+    linear: warm-up from 0, then linear decay to 0 (HF get_linear_schedule_with_warmup);
+    constant_with_warmup: warm-up, then 1; wsd: warm-up, 1, then linear decay to 0 over the
+    last ceil(decay_ratio * total_steps) steps. The stable phase of wsd does not depend on the
+    run's length, so runs of any length share it: that is what size branches build on."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    if kind == "constant_with_warmup":
+        return 1.0
+    if kind == "wsd":
+        decay = max(1, math.ceil(decay_ratio * total_steps))
+        start = max(warmup_steps, total_steps - decay)
+        return 1.0 if step < start else max(0.0, (total_steps - step) / max(1, total_steps - start))
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, kind: str = "linear",
+                    decay_ratio: float = 0.2):
+    """A LambdaLR over :func:`lr_factor` (default: HF's linear warm-up and decay)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(kind, step, warmup_steps, total_steps, decay_ratio))
 
 
 class _PrunedVocabulary:
@@ -589,10 +605,10 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
         total_steps = args.max_steps
     else:
         total_steps = max(1, math.ceil(args.num_train_epochs * batches_per_epoch / (accum * world)))
-    warmup_steps = math.ceil(args.warmup_ratio * total_steps)
+    warmup_steps = args.warmup_steps or math.ceil(args.warmup_ratio * total_steps)
 
     optimizer = _make_optimizer(model, args)
-    scheduler = linear_schedule(optimizer, warmup_steps, total_steps)
+    scheduler = linear_schedule(optimizer, warmup_steps, total_steps, args.lr_scheduler_type, args.decay_ratio)
     scaler = torch.amp.GradScaler("cuda") if run.precision == "fp16" else None
     decay_lrs_group = None
     if pruned is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 SAMPLING = ("proportional", "uniform", "temperature")
 DEVICES = ("auto", "cpu", "cuda")
+SCHEDULES = ("linear", "constant_with_warmup", "wsd")
 
 
 def _help(text: str, **kw) -> dict:
@@ -28,6 +29,9 @@ class TrainingArgs:
     num_train_epochs: float = field(default=3.0, **_help("Epochs of training (used when max_steps <= 0); may be fractional."))
     max_steps: int = field(default=-1, **_help("Optimizer steps; -1: derive from num_train_epochs."))
     warmup_ratio: float = field(default=0.1, **_help("Fraction of the steps with linear warm-up from 0 to learning_rate; then linear decay to 0."))
+    warmup_steps: int = field(default=0, **_help("Warm-up steps; > 0 overrides warmup_ratio (a fixed warm-up, as the size stream needs)."))
+    lr_scheduler_type: str = field(default="linear", **_help("'linear' (warm-up, then linear decay to 0, as HF), 'constant_with_warmup', or 'wsd' (warm-up, constant, then a linear decay to 0 over the last decay_ratio of the steps; Hagele et al. 2024)."))
+    decay_ratio: float = field(default=0.2, **_help("With lr_scheduler_type='wsd': the fraction of the steps in the final linear decay."))
     weight_decay: float = field(default=0.01, **_help("Decoupled AdamW weight decay (not on biases and LayerNorm weights)."))
     max_grad_norm: float = field(default=1.0, **_help("Gradient clipping norm; 0 disables clipping."))
     seed: int = field(default=42, **_help("Seed of data order, task draws and dropout."))
@@ -63,6 +67,12 @@ class TrainingArgs:
             bad("max_steps", "use -1 (derive from num_train_epochs) or an integer >= 1")
         if not 0 <= self.warmup_ratio < 1:
             bad("warmup_ratio", "use a value in [0, 1)")
+        if self.warmup_steps < 0:
+            bad("warmup_steps", "use 0 (use warmup_ratio) or an integer >= 1")
+        if self.lr_scheduler_type not in SCHEDULES:
+            bad("lr_scheduler_type", f"allowed: {list(SCHEDULES)}")
+        if not 0 < self.decay_ratio <= 1:
+            bad("decay_ratio", "use a value in (0, 1]")
         if self.weight_decay < 0:
             bad("weight_decay", "use a value >= 0")
         if self.max_grad_norm < 0:
