@@ -50,9 +50,13 @@ class PrepareConfig(DataSource):
     language_set: str = field(default="en", **_help("Name of the intermediate language set (a key of the params file's language_sets)."))
     intermediate_languages: list[str] = field(default_factory=lambda: ["en"], **_help("Languages of the intermediate data (ISO 639-1 codes)."))
     seed: int = field(default=0, **_help("Seed of the subset draw; the size-N subset is inside the size-M subset (N < M) for one seed."))
+    held_out_examples: int = field(default=500, **_help("Pool rows held out to validate the intermediate model: the end of the seeded draw order, never in a subset of any size (0: the intermediate run is not validated)."))
 
     def __post_init__(self):
         super().__post_init__()
+        if self.held_out_examples < 0:
+            raise ConfigError(f"held_out_examples={self.held_out_examples} is not allowed; use 0 (no validation) "
+                              "or an integer >= 1.")
         if self.intermediate_size <= 0 and self.intermediate_size != FULL:
             raise ConfigError(f"intermediate_size={self.intermediate_size} must be > 0, or -1 for the full pool "
                               f"(size 0 means the no-intermediate baseline, which has no prepare run).")
@@ -78,17 +82,27 @@ class ModelFields:
 
 
 @dataclass
-class IntermediateConfig(TrainingArgs, ModelFields):
+class LearningFields:
+    learning_threshold: float = field(default=-1.0, **_help("Points above chance that the held-out validation score must reach for the run to count as having learned its task (xfer_nb.learning); -1: the family default (pair classification and multiple choice 15, tagging F1 50, QA F1 30). Runs below it are reported and kept out of the primary answer."))
+
+    def __post_init__(self):
+        if self.learning_threshold < 0 and self.learning_threshold != -1.0:
+            raise ConfigError(f"learning_threshold={self.learning_threshold} is not allowed; use -1 (the family "
+                              "default) or a number of points >= 0.")
+
+
+@dataclass
+class IntermediateConfig(TrainingArgs, ModelFields, LearningFields):
     """Stage 2: train the base encoder on the prepared intermediate data; save the encoder."""
 
     max_train_examples_per_task: int = field(default=-1, **_help("Cap on examples per intermediate task (-1: all prepared ones)."))
 
     def __post_init__(self):
-        _check_all(self, TrainingArgs, ModelFields)
+        _check_all(self, TrainingArgs, ModelFields, LearningFields)
 
 
 @dataclass
-class TargetConfig(TrainingArgs, ModelFields, DataSource):
+class TargetConfig(TrainingArgs, ModelFields, LearningFields, DataSource):
     """Stage 3: train on the target task's English data, then evaluate zero-shot in every language."""
 
     target_task: str = field(default="pawsx", **_help("XTREME target task: xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa, tatoeba, bucc2018."))
@@ -96,11 +110,14 @@ class TargetConfig(TrainingArgs, ModelFields, DataSource):
     eval_languages: list[str] = field(default_factory=list, **_help("Evaluation languages; empty: every language the task has."))
     max_eval_examples: int = field(default=-1, **_help("Cap on evaluation examples per language (-1: all)."))
     eval_batch_size: int = field(default=64, **_help("Batch size for evaluation (length-sorted)."))
-    retrieval_layer: int = field(default=-1, **_help("Hidden layer for retrieval embeddings (-1: the middle layer, as in the paper)."))
+    retrieval_layer: int = field(default=-1, **_help("Hidden layer (index into hidden_states) for retrieval embeddings: -1: the base model's default (e5 models: the last layer, their trained sentence embedding; other models: the paper's layer just above the middle); -2: the paper's layer for any model; >= 0: that layer."))
     retrieval_pooling: str = field(default="mean", **_help("Pooling for retrieval embeddings: 'mean' or 'cls'."))
 
     def __post_init__(self):
-        _check_all(self, TrainingArgs, ModelFields, DataSource)
+        _check_all(self, TrainingArgs, ModelFields, LearningFields, DataSource)
+        if self.retrieval_layer < -2:
+            raise ConfigError(f"retrieval_layer={self.retrieval_layer} is not allowed; use -1 (the model's default), "
+                              "-2 (the paper's middle layer) or a layer index >= 0.")
         if self.retrieval_pooling not in ("mean", "cls"):
             raise ConfigError(f"retrieval_pooling={self.retrieval_pooling!r} is not allowed; use 'mean' or 'cls'.")
 

@@ -102,26 +102,32 @@ def _largest_size(caps: list[int]) -> int:
 
 
 def intermediate_pool_size(task: str, languages, source: str = "local", data_dir=None,
-                           split: str | None = None, seed: int = 0) -> int:
-    """The largest `size` `sample_intermediate` accepts for this task and language set
-    (for parallel tasks it can depend slightly on the seed when languages miss items)."""
+                           split: str | None = None, seed: int = 0, held_out: int = 0) -> int:
+    """The largest `size` `sample_intermediate` accepts for this task and language set, with
+    `held_out` validation rows reserved (for parallel tasks it can depend slightly on the
+    seed when languages miss items)."""
     _, _, orders = _orders(task, languages, seed, source, data_dir, split)
-    return _largest_size([len(o) for o in orders.values()])
+    reserved = even_split(_check_int("held_out", held_out), len(orders))
+    return max(0, _largest_size([len(o) - r for o, r in zip(orders.values(), reserved)]))
 
 
 def sample_intermediate(task: str, languages, size: int, seed: int, source: str = "local",
-                        data_dir=None, split: str | None = None):
+                        data_dir=None, split: str | None = None, held_out: int = 0):
     """`size` labelled examples of `task` spread evenly over `languages` (remainder to the
     first languages in the order given), deterministic for `seed`, nested across sizes
     for the same seed and language set, rows grouped by language in that order.
 
     Parallel tasks (xnli, pawsx, xquad, mlqa, xcopa, americasnli, myxnli) draw different
-    source items for each language. `split` defaults to the task's intermediate split."""
+    source items for each language. `split` defaults to the task's intermediate split.
+    `held_out` rows (see :func:`sample_validation`) are reserved at the end of each
+    language's draw order and never enter a subset of any size."""
     size = _check_int("size", size)
+    held_out = _check_int("held_out", held_out)
     split, data, orders = _orders(task, languages, seed, source, data_dir, split)
     langs = list(data)
     quotas = even_split(size, len(langs))
-    caps = [len(orders[l]) for l in langs]
+    reserved = even_split(held_out, len(langs))
+    caps = [len(orders[l]) - r for l, r in zip(langs, reserved)]
     if any(q > c for q, c in zip(quotas, caps)):
         per = ", ".join(f"{l}={c}" for l, c in zip(langs, caps))
         raise ValueError(
@@ -132,6 +138,26 @@ def sample_intermediate(task: str, languages, size: int, seed: int, source: str 
         return make_dataset(tasks.TASKS[task].family, [])
     import datasets
     return datasets.concatenate_datasets([data[l].select(orders[l][:q]) for l, q in zip(langs, quotas)])
+
+
+def sample_validation(task: str, languages, n: int, seed: int, source: str = "local", data_dir=None,
+                      split: str | None = None):
+    """`n` held-out examples of the intermediate pool, spread evenly over `languages`: the
+    LAST items of each language's draw order for `seed`. The nested subsets are prefixes of
+    the same orders, so these rows are disjoint from the training subset of every size (as
+    long as `sample_intermediate(..., held_out=n)` reserves them). An intermediate model is
+    scored on them to tell whether it learned its task."""
+    n = _check_int("n", n, 1)
+    split, data, orders = _orders(task, languages, seed, source, data_dir, split)
+    langs = list(data)
+    quotas = even_split(n, len(langs))
+    short = [f"{l}={len(orders[l])}" for l, q in zip(langs, quotas) if q >= len(orders[l])]
+    if short:
+        raise ValueError(f"validation_examples={n} leaves no training data for task={task!r} split={split!r}: "
+                         f"items per language {', '.join(short)}; use a smaller validation_examples")
+    import datasets
+    return datasets.concatenate_datasets([data[l].select(orders[l][len(orders[l]) - q:])
+                                          for l, q in zip(langs, quotas) if q])
 
 
 # ---------------------------------------------------------------- inventory and `xfer-nb data`

@@ -7,27 +7,31 @@ target        train a fresh head (and the encoder) on the target task's English 
               starting from the intermediate encoder or the base model, then evaluate
               zero-shot in every language with XTREME's metrics.
 
-Validation and early stopping (`eval_steps > 0`, `early_stopping_patience`): the
-training stages score the model every `eval_steps` steps on `validation_examples`
-held-out examples with the task's primary metric (`evaluate.PRIMARY_METRIC`: accuracy,
-or F1 for tagging and QA), through `predict.predict` and `evaluate.compute` as the
-zero-shot evaluation does.
+Validation (every training run) and early stopping (`eval_steps > 0`,
+`early_stopping_patience`): a training stage scores the weights it keeps on held-out data
+of its own task with the task's primary metric (`evaluate.PRIMARY_METRIC`: accuracy, or F1
+for tagging and QA), through `predict.predict` and `evaluate.compute` as the zero-shot
+evaluation does, and `xfer_nb.learning` turns that score into a verdict: the run *learned*
+when it is at least chance + `learning_threshold`. The verdict goes into the summary (and so
+into DONE.json and the rendered notebook) and into metrics.jsonl (split "validation":
+validation_score, chance, learning_threshold, learned). With `eval_steps > 0` the same data
+is also scored every `eval_steps` steps.
 
 * target: the target task's labelled English `dev` split when it is not the training
   data (local: xnli, udpos, panx, mlqa; hub: xnli, pawsx, udpos, panx, mlqa, tydiqa), a
   seeded subset of `validation_examples` rows (seed EVAL_SEED, the same for every run).
   Where that dev split is also the evaluation split (local xnli and mlqa, hub tydiqa),
-  the English score of the run is on data used for model selection. Where the only
-  English data is the training split (local pawsx and tydiqa; xquad, whose English data
-  is TyDiQA/SQuAD train), the last `validation_examples` rows of a seed-`seed`
-  permutation of the English training data are held out and the run trains on the other
-  rows (in their original order; `max_train_examples` then caps those).
-* intermediate: the same hold-out, per task, on the prepared data (the last
-  `validation_examples` rows of a seed-`seed` permutation; the run trains on the other
-  `intermediate_size - validation_examples`). With several tasks the score is the
-  unweighted mean over tasks of each task's primary metric, each read through its own
-  head. Languages are pooled; a metric with language-specific normalisation (MLQA) is
-  computed per language and averaged weighted by examples.
+  the English score of the run is on data used for validation. Where the only English
+  data is the training split (local pawsx and tydiqa; xquad), the last
+  `validation_examples` rows of a seed-`seed` permutation of the English training data are
+  held out and the run trains on the other rows (in their original order;
+  `max_train_examples` then caps those).
+* intermediate: the prepare run's `held_out_examples` rows, the END of each language's
+  seeded draw order (`data.sample_validation`); the nested subsets are prefixes of the same
+  orders, so no subset of any size contains them. With several tasks the score is the
+  unweighted mean over tasks of each task's primary metric, each read through its own head.
+  Languages are pooled; a metric with language-specific normalisation (MLQA) is computed
+  per language and averaged weighted by examples.
 
 The summaries report `best_step`, `best_validation_score`, `stopped_early` and where
 the validation data came from; `train_log.jsonl` holds the loss and the validation
@@ -54,11 +58,12 @@ import datasets
 import pandas as pd
 
 from xfer_nb import config as C
-from xfer_nb import io, runs, tasks
+from xfer_nb import io, learning, runs, tasks
 from xfer_nb.paths import outputs_dir
 from xfer_nb.tasks import schema
 
 ENCODER = "encoder"
+VALIDATION = "validation"  # a prepare run's held-out tail of the pool, per task
 TRAIN_LOG = "train_log.jsonl"
 EVAL_SEED = 0  # evaluation subsets are the same for every run, so scores pair across runs
 
@@ -121,11 +126,18 @@ def prepare(cfg: C.PrepareConfig, run_dir: str = "") -> Prepared:
         size = cfg.intermediate_size
         if size == C.FULL:
             size = data.intermediate_pool_size(task, cfg.intermediate_languages, source=cfg.data_source,
-                                               data_dir=cfg.data_dir)
+                                               data_dir=cfg.data_dir, seed=cfg.seed, held_out=cfg.held_out_examples)
         ds = data.sample_intermediate(task, cfg.intermediate_languages, size, cfg.seed,
-                                      source=cfg.data_source, data_dir=cfg.data_dir)
+                                      source=cfg.data_source, data_dir=cfg.data_dir, held_out=cfg.held_out_examples)
         with io.atomic_path(out / "data" / task) as tmp:
             ds.save_to_disk(str(tmp))
+        if cfg.held_out_examples:
+            val = data.sample_validation(task, cfg.intermediate_languages, cfg.held_out_examples, cfg.seed,
+                                         source=cfg.data_source, data_dir=cfg.data_dir)
+            with io.atomic_path(out / VALIDATION / task) as tmp:
+                val.save_to_disk(str(tmp))
+            metrics.append({"run_id": out.name, "stage": "prepare", "task": task, "language": "all",
+                            "split": "validation", "metric": "examples", "value": len(val), "n_examples": len(val)})
         sets[task] = ds
         frame = ds.to_pandas()
         frame["words"] = [_words(r, tasks.TASKS[task].family) for r in ds]
@@ -148,8 +160,12 @@ def _words(row: dict, family: str) -> int:
     return len(text.split())
 
 
-def load_prepared(prepare_dir: str | Path) -> dict[str, datasets.Dataset]:
-    data_dir = Path(prepare_dir) / "data"
+def load_prepared(prepare_dir: str | Path, part: str = "data") -> dict[str, datasets.Dataset]:
+    """A prepare run's training subsets (part="data") or held-out validation rows (part="validation",
+    empty when the run held none out), per task."""
+    data_dir = Path(prepare_dir) / part
+    if part == VALIDATION and not data_dir.is_dir():
+        return {}
     if not data_dir.is_dir():
         raise FileNotFoundError(f"upstream_dir={str(prepare_dir)!r} holds no prepared data (no data/ folder); "
                                 "run 01_prepare_data first.")
@@ -186,13 +202,12 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
     out = resolve_run_dir(run_dir, "intermediate")
     prep_dir = _require_finished(upstream_dir or str(outputs_dir() / "scratch" / "prepare"), "prepare")
     sets = load_prepared(prep_dir)
+    held_out = load_prepared(prep_dir, VALIDATION)
     model_path = base_model_path(cfg.model_name_or_path)
     tokenizer = load_tokenizer(model_path)
-    feats, head_specs, held_out = {}, {}, {}
+    feats, head_specs = {}, {}
     for task, ds in sets.items():
         spec = tasks.TASKS[task]
-        if cfg.eval_steps > 0:
-            ds, held_out[task] = hold_out(ds, cfg.validation_examples, cfg.seed, f"the prepared {task} data")
         # prepared sets are grouped by language: a seeded shuffle keeps every language in the cap
         ds = _cap(ds, cfg.max_train_examples_per_task, cfg.seed)
         feats[task] = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length)
@@ -215,14 +230,36 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
     heads.save_encoder(model, out / ENCODER, tokenizer)
     io.write_jsonl(out / TRAIN_LOG, result.log_history)
     summary = _train_summary(result, {t: len(f) for t, f in feats.items()})
+    rows = [{"run_id": out.name, "stage": "intermediate", "task": "+".join(sets), "language": "all",
+             "split": "train", "metric": k, "value": v, "n_examples": result.examples_seen}
+            for k, v in summary.items() if k in ("final_loss", "examples_per_second")]
     if held_out:
-        summary["validation"] = (f"per task, the last {cfg.validation_examples} rows of a seed-{cfg.seed} permutation "
-                                 f"of the prepared data (held out; mean of the tasks' primary metrics)")
-    runs.write_metrics(out, [{"run_id": out.name, "stage": "intermediate", "task": "+".join(sets), "language": "all",
-                              "split": "train", "metric": k, "value": v, "n_examples": result.examples_seen}
-                             for k, v in summary.items() if k in ("final_loss", "examples_per_second")])
+        verdict = _validate(model, evaluate_fn, result, cfg, list(held_out))
+        summary.update(verdict)
+        summary["validation"] = (f"per task, {', '.join(f'{len(v)} {t}' for t, v in held_out.items())} rows held out "
+                                 f"of the pool (the end of the seed-{cfg.seed} draw order, in no subset of any size); "
+                                 "mean of the tasks' primary metrics")
+        rows += learning.metric_rows(out.name, "intermediate", "+".join(sets), verdict,
+                                     sum(len(v) for v in held_out.values()))
+    else:
+        summary["validation"] = "none: the prepare run held out no rows (held_out_examples=0); not validated"
+    runs.write_metrics(out, rows)
     _drop_checkpoints(out)
     return Trained(summary, loss_frame(result.log_history), out)
+
+
+def _validate(model, evaluate_fn, result, cfg, task_names: list[str]) -> dict:
+    """The learning verdict of the weights the run keeps: the validation score train() already
+    computed for them (after the last step, or the best step when early stopping restored it),
+    else one scoring pass now."""
+    if result.best_step is not None:
+        kept = result.best_step if cfg.early_stopping_patience > 0 else result.global_step
+        score = next(e["validation_score"] for e in reversed(result.log_history)
+                     if "validation_score" in e and e["step"] == kept)
+    else:
+        model.eval()
+        score = evaluate_fn(model)
+    return learning.verdict(task_names, score, cfg.learning_threshold)
 
 
 def _train_summary(result, sizes: dict) -> dict:
@@ -336,13 +373,17 @@ def target(cfg: C.TargetConfig, run_dir: str = "", upstream_dir: str = "") -> Ev
         from xfer_nb import distributed
         if not distributed.is_main_process():   # torchrun: nothing to train; rank 0 evaluates
             return None
-        score_rows, log, train_summary = _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs), [], {}
+        (score_rows, layer), log = _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs), []
+        train_summary = {"retrieval_layer": layer, "retrieval_pooling": cfg.retrieval_pooling}
     else:
         model, log, train_summary = _train_target(cfg, spec, encoder_path, tokenizer, out)
         if model is None:   # torchrun: rank 0 evaluates and writes the results
             return None
         score_rows = _evaluate_supervised(cfg, spec, model, tokenizer, langs)
     rows = []
+    if "learned" in train_summary:
+        rows += learning.metric_rows(out.name, "target", cfg.target_task, train_summary,
+                                     train_summary["validation_examples"])
     for lang, split, n, scores in score_rows:
         rows += evaluate.metric_rows(out.name, "target", cfg.target_task, lang, split, scores, n, lang in seen)
     runs.write_metrics(out, rows)
@@ -365,7 +406,7 @@ def _train_target(cfg, spec, encoder_path, tokenizer, out):
     train_task, lang, split = training
     train_ds = tasks.load(train_task, lang, split, source=cfg.data_source, data_dir=cfg.data_dir)
     evaluate_fn, where = None, None
-    if cfg.eval_steps > 0:
+    if cfg.validation_examples > 0:   # every trained target run is validated (eval_steps: also during training)
         dev = validation_split(cfg, training)
         if dev is None:
             train_ds, val_ds = hold_out(train_ds, cfg.validation_examples, cfg.seed,
@@ -385,10 +426,12 @@ def _train_target(cfg, spec, encoder_path, tokenizer, out):
     result = train.train(model, {cfg.target_task: feats}, training_args(cfg), out, collate_fn=featurize.collate,
                          pad_token_id=tokenizer.pad_token_id, evaluate_fn=evaluate_fn)
     summary = _train_summary(result, {cfg.target_task: len(feats)})
-    if where:
-        summary["validation"] = where
     if not distributed.is_main_process():
         return None, result.log_history, summary
+    if evaluate_fn is not None:
+        summary.update(_validate(model, evaluate_fn, result, cfg, [cfg.target_task]))
+        summary["validation"] = where
+        summary["validation_examples"] = len(val_ds)
     return model, result.log_history, summary
 
 
@@ -419,6 +462,25 @@ def _align(spec, ds, preds):
     return list(preds), list(ds["label"])
 
 
+# Base models whose trained sentence embedding is the mean of their LAST layer (contrastive
+# sentence encoders); every other model retrieves from the paper's layer (XTREME/jiant).
+LAST_LAYER_MODELS = ("embedded:multilingual-e5-small", "intfloat/multilingual-e5-small",
+                     "intfloat/multilingual-e5-base", "intfloat/multilingual-e5-large")
+
+
+def retrieval_layer(model_name_or_path: str, setting: int, num_hidden_layers: int) -> int:
+    """The hidden_states index retrieval reads: `setting` >= 0 as given; -2 the paper's layer
+    (just above the middle: 14 of 24 for XLM-R Large); -1 the base model's default, which is the
+    last layer for e5 models (their embedding was trained there: top-1 Tatoeba en-sw 0.98 from
+    the last layer against 0.61 from layer 8 on 200 XNLI premises) and the paper's layer else."""
+    from xfer_nb.models.hub import default_retrieval_layer
+    if setting >= 0:
+        return setting
+    if setting == -1 and model_name_or_path in LAST_LAYER_MODELS:
+        return num_hidden_layers
+    return default_retrieval_layer(num_hidden_layers)
+
+
 def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
     from xfer_nb import evaluate
     from xfer_nb.models import heads
@@ -426,7 +488,7 @@ def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
     from xfer_nb.train import resolve_device
     encoder = heads.load_encoder(encoder_path).eval().to(resolve_device(cfg.device))  # embeddings run there
     split = spec.eval_split[cfg.data_source]
-    layer = None if cfg.retrieval_layer < 0 else cfg.retrieval_layer
+    layer = retrieval_layer(cfg.model_name_or_path, cfg.retrieval_layer, int(encoder.config.num_hidden_layers))
     results = []
     for lang in langs:
         ds = tasks.load(cfg.target_task, lang, split, source=cfg.data_source, data_dir=cfg.data_dir)
@@ -437,13 +499,16 @@ def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
                                               max_length=cfg.max_seq_length)
         if cfg.target_task == "tatoeba":
             # XTREME's direction: English sentences query the other language's sentences.
-            src = _cap(src, cfg.max_eval_examples, EVAL_SEED)
+            # max_eval_examples caps the queries only: the candidates are always the whole pool
+            # (up to 1,000 per language), as in XTREME; a smaller pool inflates every score.
             index = {t: i for i, t in enumerate(tgt["id"])}
             english = tgt.select([index[g] for g in src["gold"]])
-            scores = {"accuracy": evaluate.tatoeba_accuracy(embed(english), embed(src), list(range(len(src))))}
+            queries = _cap(english.add_column("position", list(range(len(english)))), cfg.max_eval_examples,
+                           EVAL_SEED)
+            scores = {"accuracy": evaluate.tatoeba_accuracy(embed(queries), embed(src), queries["position"])}
         else:
             gold = [(s, g) for s, g in zip(src["id"], src["gold"]) if g]
             scores = evaluate.bucc_mine_and_score(embed(src), embed(tgt), src["id"], tgt["id"], gold,
                                                   src_texts=src["sentence"], tgt_texts=tgt["sentence"])
         results.append((lang, split, len(src), scores))
-    return results
+    return results, f"hidden_states[{layer}] of {encoder.config.num_hidden_layers}"

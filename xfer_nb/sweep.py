@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from xfer_nb import io
+from xfer_nb import io, learning
 from xfer_nb.paths import REPO_ROOT, outputs_dir
 from xfer_nb.runs import (CONFIG, DONE, FAILED, RunConflict, RunSpec, check_identity, is_done, locked,
                           mark_done, mark_failed, slug, write_config)
@@ -402,7 +402,7 @@ def _execute(spec: RunSpec, run_dir: Path, nb_path: Path, values: dict, kernel_n
     seconds = round(time.monotonic() - t0, 3)
     mark_done(run_dir, {"run_id": spec.run_id, "stage": spec.stage, "notebook": str(nb_path), "seconds": seconds,
                         "timings": timings, "kernel_attempts": attempts, "threads": threads,
-                        "host": socket.gethostname()})
+                        "host": socket.gethostname(), **learning.done_fields(run_dir)})
     return dict(status=DONE_NOW, attempts=attempts)
 
 

@@ -45,13 +45,16 @@ def check_prepare(cfg: dict) -> None:
             _fail(where, f"intermediate_task={task!r} has no {source} intermediate data; usable: {usable}")
         if source == "hub" or cfg["intermediate_size"] == FULL:
             continue  # hub pools are sized when the prepare run loads them, before any training
+        held_out = cfg.get("held_out_examples", 0)
         try:
-            pool = data.intermediate_pool_size(task, cfg["intermediate_languages"], source=source, data_dir=cfg["data_dir"])
+            pool = data.intermediate_pool_size(task, cfg["intermediate_languages"], source=source,
+                                               data_dir=cfg["data_dir"], seed=cfg["seed"], held_out=held_out)
         except (KeyError, ValueError, FileNotFoundError) as err:
             _fail(where, str(err))
         if cfg["intermediate_size"] > pool:
+            kept = f" with held_out_examples={held_out} reserved for validation" if held_out else ""
             _fail(where, f"intermediate_size={cfg['intermediate_size']} is larger than the pool of {pool} examples of "
-                         f"{task} in {cfg['intermediate_languages']}; use at most {pool}")
+                         f"{task} in {cfg['intermediate_languages']}{kept}; use at most {pool}")
 
 
 def check_target(cfg: dict) -> None:
