@@ -88,6 +88,9 @@ def _text(path: str) -> str:
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        if err.end == len(raw) and err.reason == "unexpected end of data":
+            raise DataError(path, f"line {line}", "the file ends inside a character (a cut multi-byte UTF-8 "
+                                                  "sequence): it is truncated") from None
         raise DataError(path, f"line {line}", f"byte {raw[err.start:err.start + 1]!r} at column {column} is not "
                                               "UTF-8; the data files must be UTF-8 text") from None
 
