@@ -306,3 +306,19 @@ def test_siqa_train_is_the_pool_and_dev_the_evaluation_split(data_dir):
     gold = labels_file.read_text(encoding="utf-8").split()
     assert [str(label + 1) for label in train["label"]] == gold   # 1-based in the file, 0-based here
     assert train[0]["context"].startswith("Cameron decided to have a barbecue")
+
+
+@pytest.mark.slow
+def test_an_xquad_target_run_trains_on_squad_offline(tmp_path):
+    """XTREME's protocol: XQuAD (and MLQA) train on SQuAD v1.1; offline, the rebuilt train file.
+    A real tiny run: its validation rows are held out of SQuAD train, which the summary names."""
+    from xfer_nb import config as C
+    from xfer_nb import io, pipeline
+    cfg = C.from_dict(C.TargetConfig, dict(model_name_or_path="embedded:tiny-random", target_task="xquad", max_steps=2,
+                                           per_device_train_batch_size=4, max_seq_length=128, max_train_examples=16,
+                                           eval_steps=1, validation_examples=8, eval_languages=["de"],
+                                           max_eval_examples=8, logging_steps=1, seed=0))
+    evaluated = pipeline.target(cfg, str(tmp_path), "")
+    assert "permutation of squad en train" in evaluated.summary["validation"]
+    scored = {r["metric"]: r for r in io.read_jsonl(tmp_path / "metrics.jsonl") if r.get("language") == "de"}
+    assert scored["f1"]["task"] == "xquad" and scored["f1"]["n_examples"] == 8
