@@ -32,7 +32,13 @@ def test_inventory_lists_every_task_in_under_ten_seconds(data_dir):
     assert "86,068 source sentences" in text      # LASER Tatoeba
     panx_test = next(l for l in lines if l.startswith("panx") and l.split()[2] == "test")
     assert panx_test.split()[3] == "NO"
-    assert "hub only" in next(l for l in lines if l.startswith("mnli"))
+    assert "hub only" in next(l for l in lines if l.startswith("qqp"))
+    # the larger intermediate pools (../shared/data/SOURCES.md): 23 x 15,001; 87,599; 33,410
+    mnli = next(l for l in lines if l.startswith("mnli"))
+    assert mnli.split()[4] == "23" and "345,023 pairs" in mnli
+    assert "87,599 questions" in next(l for l in lines if l.startswith("squad "))
+    siqa_train = next(l for l in lines if l.startswith("siqa") and l.split()[2] == "train")
+    assert "33,410 questions" in siqa_train
 
 
 def test_examples_are_printed_readably(data_dir):

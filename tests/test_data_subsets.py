@@ -116,3 +116,33 @@ def test_xnli_pool_and_evaluation_share_no_premise(data_dir):
     # other splits and tasks are untouched
     assert len(tasks.partition("pawsx", "dev", "local", tasks.load("pawsx", "en", "dev", data_dir=data_dir),
                                "eval")) == 2000
+
+
+def test_mnli_draws_different_source_items_per_language_and_nests(data_dir):
+    """The xnli-extension pool: 15,001 MultiNLI pairs line-aligned in 23 languages; each
+    language of a set gets its own items, so a bigger language set adds new content."""
+    from xfer_nb.tasks import load
+    small = sample_intermediate("mnli", ["en", "sw"], 1000, seed=0, data_dir=data_dir)
+    large = sample_intermediate("mnli", ["en", "sw"], 4000, seed=0, data_dir=data_dir)
+    assert Counter(large["language"]) == {"en": 2000, "sw": 2000}
+    assert set(_items(small)) <= set(_items(large))
+    en_ids = {i for l, i in _items(large) if l == "en"}
+    sw_ids = {i for l, i in _items(large) if l == "sw"}
+    assert len(en_ids) == len(sw_ids) == 2000 and not en_ids & sw_ids
+    sw = load("mnli", "sw", "train", data_dir=data_dir)
+    row = large.filter(lambda r: r["language"] == "sw")[0]
+    assert sw[int(row["id"].split("-")[1])]["sentence1"] == row["sentence1"]
+    every = ["ar", "az", "cs", "da", "de", "en", "es", "et", "fi", "fr", "hu", "lt", "lv", "nl", "no", "pl", "sv",
+             "sw", "tr", "ur", "uz", "vi", "zh"]
+    assert intermediate_pool_size("mnli", ["en"], data_dir=data_dir) == 15_001
+    assert intermediate_pool_size("mnli", every, data_dir=data_dir) == 15_001   # every item once, in some language
+
+
+def test_squad_and_siqa_pools_are_their_train_files(data_dir):
+    assert intermediate_pool_size("squad", ["en"], data_dir=data_dir) == 87_599
+    squad = sample_intermediate("squad", ["en"], 300, seed=1, data_dir=data_dir)
+    assert len(set(squad["id"])) == 300 and squad["id"][:100] == sample_intermediate(
+        "squad", ["en"], 100, seed=1, data_dir=data_dir)["id"]
+    assert intermediate_pool_size("siqa", ["en"], data_dir=data_dir) == 33_410
+    siqa = sample_intermediate("siqa", ["en"], 1000, seed=0, data_dir=data_dir)
+    assert len(siqa) == 1000 and set(siqa["label"]) == {0, 1, 2}

@@ -8,8 +8,8 @@ from xfer_nb.tasks import NO_LABEL, TASKS, load
 from xfer_nb.tasks.schema import FEATURES
 
 TARGETS = ["xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba", "bucc2018"]
-INTERMEDIATE_ONLY = ["anli", "americasnli", "myxnli", "siqa", "cosmosqa", "xcopa"]
-HUB_ONLY = ["mnli", "qqp", "squad", "squad_v2", "hellaswag", "commonsenseqa"]
+INTERMEDIATE_ONLY = ["anli", "americasnli", "myxnli", "siqa", "cosmosqa", "xcopa", "mnli", "squad"]
+HUB_ONLY = ["qqp", "squad_v2", "hellaswag", "commonsenseqa"]
 
 
 def _labels(ds):
@@ -21,6 +21,8 @@ def test_registry_lists_every_task_once():
     assert set(tasks.TARGET_TASKS) == set(TARGETS)
     for name in HUB_ONLY:
         assert TASKS[name].sources == ("hub",)
+    for name in ("mnli", "squad"):
+        assert TASKS[name].sources == ("local", "hub")
     assert TASKS["udpos"].metrics == ("pos_f1", "accuracy")
     assert TASKS["panx"].metrics == ("span_f1",)
     assert TASKS["xquad"].metrics == ("exact_match", "f1")
@@ -33,15 +35,19 @@ def test_every_local_task_has_its_eval_and_training_splits_on_disk(data_dir):
         if "local" not in spec.sources:
             continue
         splits = tasks.available(name, data_dir=data_dir)
-        assert spec.eval_split["local"] in splits, name
-        assert tasks.has_labels(name, spec.eval_split["local"]), name
+        if spec.eval_split["local"] is None:   # an intermediate pool without an evaluation split
+            assert spec.role == "intermediate" and spec.intermediate_split["local"], name
+        else:
+            assert spec.eval_split["local"] in splits, name
+            assert tasks.has_labels(name, spec.eval_split["local"]), name
         if spec.intermediate_split.get("local"):
             assert spec.intermediate_split["local"] in splits, name
         training = tasks.target_training(name) if spec.role == "target" else None
         if training:
             train_task, language, split = training
             assert language in tasks.available(train_task, data_dir=data_dir)[split], name
-    assert tasks.target_training("xquad") == ("tydiqa", "en", "train")
+    assert tasks.target_training("xquad") == tasks.target_training("mlqa") == ("squad", "en", "train")  # as XTREME
+    assert tasks.target_training("tydiqa") == ("tydiqa", "en", "train")
     assert tasks.target_training("xnli") == ("myxnli", "en", "test")
     assert tasks.target_training("tatoeba") is None
 
@@ -216,8 +222,8 @@ def test_errors_name_the_value_and_list_alternatives(data_dir, tmp_path):
         load("xnli", "en", "train", data_dir=data_dir)
     with pytest.raises(KeyError, match=r"task='nope'.*known tasks: xnli, pawsx"):
         load("nope", "en", "dev", data_dir=data_dir)
-    with pytest.raises(ValueError, match=r"task='mnli' has no local data.*hub"):
-        load("mnli", "en", "train", data_dir=data_dir)
+    with pytest.raises(ValueError, match=r"task='qqp' has no local data.*hub"):
+        load("qqp", "en", "train", data_dir=data_dir)
     with pytest.raises(ValueError, match=r"source='web'.*local, hub"):
         load("xnli", "en", "dev", source="web", data_dir=data_dir)
     with pytest.raises(FileNotFoundError, match=r"task='xnli': no local files"):
@@ -241,3 +247,78 @@ def test_inventory_counts_equal_the_parsed_rows(data_dir):
                 rows = local.read(name, root, split, lang)
                 parsed = sum(r["side"] == "source" for r in rows) if TASKS[name].family == "retrieval" else len(rows)
                 assert local.count(name, root, split, lang) == parsed, (name, split, lang)
+
+
+# ---------------------------------------------------------------- the larger intermediate pools
+
+def _sources_row(data_dir, local_path: str) -> str:
+    """The table row of ../shared/data/SOURCES.md whose local path starts with `local_path`."""
+    text = (data_dir / "SOURCES.md").read_text(encoding="utf-8")
+    return next(line for line in text.splitlines() if line.startswith(f"| `{local_path}"))
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def test_mnli_pool_is_xnli_extension_in_23_languages_as_sources_md_states(data_dir):
+    import re
+    row = _sources_row(data_dir, "extra/xnli-extension/")
+    per_language = _number(re.search(r"([\d,]+) pairs per language", row).group(1))
+    languages = row.split("|")[6].split()
+    assert (per_language, len(languages)) == (15_001, 23)
+    assert tasks.available("mnli", data_dir=data_dir) == {"train": sorted(languages)}
+    assert TASKS["mnli"].parallel and TASKS["mnli"].intermediate_split["local"] == "train"
+    en, sw, az = (load("mnli", lang, "train", data_dir=data_dir) for lang in ("en", "sw", "az"))
+    assert len(en) == len(sw) == len(az) == per_language
+    assert en["id"] == sw["id"] and en["label"] == sw["label"] == az["label"]   # line-aligned translations
+    assert _labels(en) == {0: 5100, 1: 4397, 2: 5504}   # "contradictory" read as contradiction
+    assert en[0]["sentence1"].startswith("Conceptually cream skimming has two basic dimensions")
+    assert TASKS["mnli"].label_names[en[0]["label"]] == "neutral"
+    assert not any("\r" in s for s in az["sentence2"][:100])   # az has CRLF line ends
+    from xfer_nb.tasks import local
+    assert sum(local.count("mnli", str(data_dir), "train", lang) for lang in languages) == 23 * 15_001
+
+
+def test_squad_train_is_the_local_squad_pool(data_dir):
+    import re
+    row = _sources_row(data_dir, "extra/squad/")
+    questions = _number(re.search(r"([\d,]+) questions", row).group(1))
+    assert questions == 87_599
+    assert tasks.available("squad", data_dir=data_dir) == {"train": ["en"]}
+    squad = load("squad", "en", "train", data_dir=data_dir)
+    assert len(squad) == questions and len(set(squad["id"])) == questions
+    assert len({i.rsplit("_p", 1)[0] for i in squad["id"]}) == 442   # articles, ids <title>_pNNN_qNN
+    assert set(map(len, squad["answers"]["text"][:1000])) == {1}
+    assert _answers_match(squad.select(range(0, questions, 97)))
+
+
+def test_siqa_train_is_the_pool_and_dev_the_evaluation_split(data_dir):
+    import re
+    row = _sources_row(data_dir, "extra/socialiqa-train-dev/")
+    train_rows = _number(re.search(r"train ([\d,]+)", row).group(1))
+    assert train_rows == 33_410
+    assert TASKS["siqa"].intermediate_split["local"] == "train" and TASKS["siqa"].eval_split["local"] == "dev"
+    assert tasks.available("siqa", data_dir=data_dir) == {"train": ["en"], "dev": ["en"], "test": ["en"]}
+    train = load("siqa", "en", "train", data_dir=data_dir)
+    assert len(train) == train_rows and set(map(len, train["choices"])) == {3}
+    labels_file = data_dir / "extra/socialiqa-train-dev/train-labels.lst"
+    gold = labels_file.read_text(encoding="utf-8").split()
+    assert [str(label + 1) for label in train["label"]] == gold   # 1-based in the file, 0-based here
+    assert train[0]["context"].startswith("Cameron decided to have a barbecue")
+
+
+@pytest.mark.slow
+def test_an_xquad_target_run_trains_on_squad_offline(tmp_path):
+    """XTREME's protocol: XQuAD (and MLQA) train on SQuAD v1.1; offline, the rebuilt train file.
+    A real tiny run: its validation rows are held out of SQuAD train, which the summary names."""
+    from xfer_nb import config as C
+    from xfer_nb import io, pipeline
+    cfg = C.from_dict(C.TargetConfig, dict(model_name_or_path="embedded:tiny-random", target_task="xquad", max_steps=2,
+                                           per_device_train_batch_size=4, max_seq_length=128, max_train_examples=16,
+                                           eval_steps=1, validation_examples=8, eval_languages=["de"],
+                                           max_eval_examples=8, logging_steps=1, seed=0))
+    evaluated = pipeline.target(cfg, str(tmp_path), "")
+    assert "permutation of squad en train" in evaluated.summary["validation"]
+    scored = {r["metric"]: r for r in io.read_jsonl(tmp_path / "metrics.jsonl") if r.get("language") == "de"}
+    assert scored["f1"]["task"] == "xquad" and scored["f1"]["n_examples"] == 8

@@ -22,7 +22,9 @@ def test_a_valid_plan_passes(data_dir):
     ({"target": {"eval_languages": ["en", "xx"]}}, "eval_languages ['xx'] are not available for udpos"),
     ({"axes": {**BASE["axes"], "target_task": ["anli"]}}, "target_task='anli' is not an XTREME target task"),
     ({"axes": {**BASE["axes"], "intermediate_task": ["xnlii"]}}, "intermediate_task='xnlii' is not a known task"),
-    ({"axes": {**BASE["axes"], "intermediate_task": ["mnli"]}}, "intermediate_task='mnli' has no local intermediate data"),
+    ({"axes": {**BASE["axes"], "intermediate_task": ["qqp"]}}, "intermediate_task='qqp' has no local intermediate data"),
+    ({"axes": {**BASE["axes"], "intermediate_task": ["mnli"], "intermediate_size": [16000]}},
+     "intermediate_size=16000 is larger than the pool of 15001"),
     ({"settings": {"model_name_or_path": "embedded:nope"}}, "is not an embedded model"),
     ({"settings": {"model_name_or_path": "xlm-roberta-large"}}, "the Hugging Face hub is unreachable"),
 ])

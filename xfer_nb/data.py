@@ -117,8 +117,8 @@ def sample_intermediate(task: str, languages, size: int, seed: int, source: str 
     first languages in the order given), deterministic for `seed`, nested across sizes
     for the same seed and language set, rows grouped by language in that order.
 
-    Parallel tasks (xnli, pawsx, xquad, mlqa, xcopa, americasnli, myxnli) draw different
-    source items for each language. `split` defaults to the task's intermediate split.
+    Parallel tasks (xnli, mnli, pawsx, xquad, mlqa, xcopa, americasnli, myxnli) draw
+    different source items for each language. `split` defaults to the task's intermediate split.
     `held_out` rows (see :func:`sample_validation`) are reserved at the end of each
     language's draw order and never enter a subset of any size."""
     size = _check_int("size", size)
@@ -256,7 +256,8 @@ def format_example(task: str, row: dict, targets: dict | None = None) -> str:
 
 def cli_data(args) -> int:
     """`xfer-nb data [TASK [LANG [SPLIT]]]`: the inventory, one task's splits, or the
-    first `-n` examples of one task/language/split (SPLIT defaults to the eval split)."""
+    first `-n` examples of one task/language/split (SPLIT defaults to the eval split, or
+    the intermediate pool of a task without one, e.g. local mnli and squad)."""
     source, data_dir = args.source, args.data_dir
     if args.task is None:
         print(f"xfer-nb data ({source}):")
@@ -271,7 +272,7 @@ def cli_data(args) -> int:
         print(format_inventory([r for r in inventory(source, data_dir) if r["task"] == spec.name]))
         return 0
     tasks._check_source(spec.name, source)
-    split = args.split or spec.eval_split.get(source)
+    split = args.split or spec.eval_split.get(source) or spec.intermediate_split.get(source)
     ds = tasks.load(spec.name, args.language, split, source, data_dir, require_labels=False)
     n = _check_int("num_examples", args.num_examples)
     labels = "yes" if tasks.has_labels(spec.name, split, source) else "NO (labels read -1)"

@@ -41,9 +41,10 @@ class TaskSpec:
     means the task has no data on that source.
 
     train_task/train_split: the English data that trains this task in the target phase
-    (another task's for QA: XQuAD/MLQA train on TyDiQA English offline, SQuAD on the hub);
+    (another task's for QA: XQuAD/MLQA train on SQuAD v1.1, as in XTREME, on both sources);
     None for the retrieval tasks, which take no target training, and for tasks that are
-    never a target. eval_split: the labelled split zero-shot evaluation reads.
+    never a target. eval_split: the labelled split zero-shot evaluation reads (None: an
+    intermediate task without one on that source; its runs validate on held-out pool rows).
     intermediate_split: the pool `xfer_nb.data.sample_intermediate` draws from.
     parallel: rows with the same `id` are translations of each other across languages.
     unlabelled: splits whose files carry no gold labels (labels read as -1).
@@ -132,15 +133,16 @@ _TABLE = [
           hub=("panx", "train", "test", "train", ())),
     _spec("xquad", QA, (), _QA_METRICS,
           "XQuAD extractive QA: 1,190 SQuAD v1.1 dev questions professionally translated into 11 "
-          "languages (12 with English); test only. Trained on TyDiQA-GoldP English offline.",
+          "languages (12 with English); test only. Trained on SQuAD v1.1 train (87,599 questions; "
+          "offline: the rebuilt file in extra/squad), as in XTREME.",
           "target", parallel=True,
-          local=("tydiqa", "train", "test", "test", ()),
+          local=("squad", "train", "test", "test", ()),
           hub=("squad", "train", "test", "test", ())),
     _spec("mlqa", QA, (), _QA_METRICS,
           "MLQA extractive QA, same-language context/question pairs. Local: dev in 7 languages. "
-          "Questions sharing an id are translations of each other.",
+          "Questions sharing an id are translations of each other. Trained on SQuAD v1.1 train, as in XTREME.",
           "target", parallel=True,
-          local=("tydiqa", "train", "dev", "dev", ()),
+          local=("squad", "train", "dev", "dev", ()),
           hub=("squad", "train", "test", "dev", ())),
     _spec("tydiqa", QA, (), _QA_METRICS,
           "TyDiQA-GoldP extractive QA. Local: the training files only (en 3,696, ko 1,625, sw 2,755 "
@@ -179,9 +181,11 @@ _TABLE = [
           "intermediate", parallel=True,
           local=(None, None, "test", "dev", ())),
     _spec("siqa", MULTIPLE_CHOICE, ("A", "B", "C"), _ACC,
-          "Social IQa (3 answers). Local: dev 1,954 and test 2,224 (English); no train offline.",
+          "Social IQa (3 answers). Local: train 33,410 (AI2's release with its 1-based labels file; "
+          "29 exact duplicates) is the intermediate pool, dev 1,954 the evaluation split, test 2,224 "
+          "(English).",
           "intermediate",
-          local=(None, None, "test", "dev", ()),
+          local=(None, None, "dev", "train", ()),
           hub=(None, None, "dev", "train", ())),
     _spec("cosmosqa", MULTIPLE_CHOICE, ("0", "1", "2", "3"), _ACC,
           "Cosmos QA (4 answers). Local: the validation split only (2,985 rows, English).",
@@ -195,12 +199,22 @@ _TABLE = [
           "intermediate", parallel=True,
           local=(None, None, "dev", "dev", ("test",)),
           hub=(None, None, "test", "dev", ())),
-    # ---- intermediate tasks on the hub only (Phang et al. 2020) ----
-    _spec("mnli", PAIR, NLI_LABELS, _ACC, "MultiNLI (nyu-mll/multi_nli).", "intermediate",
+    # ---- Phang et al. 2020's other intermediate tasks: hub only, except MNLI and SQuAD ----
+    _spec("mnli", PAIR, NLI_LABELS, _ACC,
+          "MultiNLI (nyu-mll/multi_nli). Local: its first 15,001 training pairs in English and 22 machine "
+          "translations (salesforce/xnli_extension: ar az cs da de en es et fi fr hu lt lv nl no pl sv sw tr "
+          "ur uz vi zh), line-aligned, tokenised text (\"don 't\"); none is in XNLI dev/test. The whole "
+          "file is the pool (intermediate runs hold out their validation rows); no local dev.",
+          "intermediate", parallel=True,
+          local=(None, None, None, "train", ()),
           hub=(None, None, "dev", "train", ())),
     _spec("qqp", PAIR, DUPLICATE_LABELS, _ACC, "Quora Question Pairs (GLUE qqp).", "intermediate",
           hub=(None, None, "dev", "train", ("test",))),
-    _spec("squad", QA, (), _QA_METRICS, "SQuAD v1.1.", "intermediate",
+    _spec("squad", QA, (), _QA_METRICS,
+          "SQuAD v1.1. Local: train (87,599 questions, 442 articles) rebuilt from the SQuAD explorer's "
+          "pages (synthetic ids, recomputed offsets; see SOURCES.md); no local dev. Trains XQuAD and MLQA.",
+          "intermediate",
+          local=(None, None, None, "train", ()),
           hub=(None, None, "dev", "train", ())),
     _spec("squad_v2", QA, (), _QA_METRICS, "SQuAD v2.0 (unanswerable questions have no answers).",
           "intermediate", hub=(None, None, "dev", "train", ())),
@@ -316,7 +330,9 @@ def load(task: str, language: str, split: str, source: str = "local", data_dir=N
 def _load_local(task: str, language: str, split: str, root: str):
     from xfer_nb.tasks import local
     from xfer_nb.tasks.schema import make_dataset
-    return make_dataset(TASKS[task].family, local.read(task, root, split, language))
+    rows = local.read(task, root, split, language)
+    with local.gc_paused():
+        return make_dataset(TASKS[task].family, rows)
 
 
 def _no_labels_message(task: str, split: str, source: str, data_dir=None) -> str:

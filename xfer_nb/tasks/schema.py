@@ -7,6 +7,7 @@ the data came from. Labels are integer indices into the task's `label_names`.
 from __future__ import annotations
 
 import datasets
+import pyarrow as pa
 
 PAIR = "pair_classification"      # XNLI, PAWS-X, ANLI, AmericasNLI, myXNLI, MNLI, QQP
 TAGGING = "tagging"               # UD-POS, PAN-X
@@ -42,5 +43,7 @@ def make_dataset(family: str, rows: list[dict]) -> datasets.Dataset:
     missing = [r for r in rows[:1] if set(r) != set(features)]
     if missing:
         raise ValueError(f"{family} rows need columns {sorted(features)}, got {sorted(missing[0])}")
-    columns = {name: [r[name] for r in rows] for name in features}
-    return datasets.Dataset.from_dict(columns, features=features)
+    # Python lists -> Arrow arrays of the schema's types in one step: several times faster
+    # than letting `datasets` encode row by row (SQuAD train: 87,599 contexts).
+    table = pa.Table.from_pydict({name: [r[name] for r in rows] for name in features}, schema=features.arrow_schema)
+    return datasets.Dataset.from_dict({name: table[name] for name in features}, features=features)
