@@ -55,3 +55,9 @@ def test_bad_input_exits_2_with_the_allowed_values(data_dir):
     proc, _ = _run("xnli", "yo", data_dir=data_dir)
     assert proc.returncode == 2
     assert "language='yo'" in proc.stderr and "available: ar, bg" in proc.stderr
+
+
+def test_a_pool_without_an_evaluation_split_shows_its_pool(data_dir):
+    proc, _ = _run("mnli", "sw", "-n", "1", data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "mnli sw train (local): 15,001 rows" in proc.stdout and "[train-00000] (sw) label=neutral" in proc.stdout
