@@ -506,9 +506,11 @@ def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
             queries = _cap(english.add_column("position", list(range(len(english)))), cfg.max_eval_examples,
                            EVAL_SEED)
             scores = {"accuracy": evaluate.tatoeba_accuracy(embed(queries), embed(src), queries["position"])}
+            n = len(queries)
         else:
             gold = [(s, g) for s, g in zip(src["id"], src["gold"]) if g]
             scores = evaluate.bucc_mine_and_score(embed(src), embed(tgt), src["id"], tgt["id"], gold,
                                                   src_texts=src["sentence"], tgt_texts=tgt["sentence"])
-        results.append((lang, split, len(src), scores))
+            n = len(src)
+        results.append((lang, split, n, scores))
     return results, f"hidden_states[{layer}] of {encoder.config.num_hidden_layers}"
