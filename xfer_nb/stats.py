@@ -344,6 +344,21 @@ UNIT_OF_INFERENCE = "seed (crossed seed and language random effects)"
 VERDICTS = ("gain", "loss", "equivalent (no effect)", "inconclusive")
 
 
+def _codes(df: pd.DataFrame, cols: Sequence[str]) -> tuple[np.ndarray, list[tuple]]:
+    """Integer group codes of the rows by `cols` (sorted) and the key of each code."""
+    if not cols:
+        return np.zeros(len(df), dtype=np.int64), [()]
+    parts = [pd.factorize(df[c], sort=True) for c in cols]
+    code = np.zeros(len(df), dtype=np.int64)
+    for codes_, uniques in parts:
+        code = code * (len(uniques) + 1) + (codes_ + 1)
+    uniq, inv = np.unique(code, return_inverse=True)
+    first = np.zeros(len(uniq), dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(df))[::-1]
+    keys = [tuple(parts[j][1][parts[j][0][i]] for j in range(len(cols))) for i in first]
+    return inv, keys
+
+
 def seed_item_matrix(gains: pd.DataFrame, item: Sequence[str] = ("task", "language"), seed: str = "seed",
                      value: str = "gain") -> pd.DataFrame:
     """Seeds x items table of `value` (mean over duplicates), keeping only items that every
@@ -351,10 +366,22 @@ def seed_item_matrix(gains: pd.DataFrame, item: Sequence[str] = ("task", "langua
     item = [c for c in item if c in gains.columns]
     if gains.empty:
         return pd.DataFrame()
-    key = gains[item].astype(str).agg("|".join, axis=1) if item else pd.Series("all", index=gains.index)
-    m = gains.assign(_item=key).pivot_table(index=seed, columns="_item", values=value, aggfunc="mean")
-    m = m.dropna(axis=1, how="any")
-    return m.dropna(axis=0, how="any")
+    y = pd.to_numeric(gains[value], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(y)
+    g = gains[ok]
+    y = y[ok]
+    s_code, s_keys = _codes(g, [seed])
+    i_code, i_keys = _codes(g, item)
+    total = np.zeros((len(s_keys), len(i_keys)))
+    count = np.zeros_like(total)
+    np.add.at(total, (s_code, i_code), y)
+    np.add.at(count, (s_code, i_code), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = total / count
+    cols = ["|".join(map(str, k)) if k else "all" for k in i_keys]
+    out = pd.DataFrame(m, index=pd.Index([k[0] for k in s_keys], name=seed), columns=cols)
+    out = out.dropna(axis=1, how="any")
+    return out.dropna(axis=0, how="any")
 
 
 def _mean_squares(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -489,16 +516,32 @@ def per_seed_slopes(gains: pd.DataFrame, x: str = "intermediate_size", value: st
     sizes (x <= 0 dropped): a table seed, items..., slope, n_sizes. With log_base 2 a slope
     is the change per doubling."""
     item = [c for c in item if c in gains.columns]
-    d = gains[pd.to_numeric(gains[x], errors="coerce") > 0]
-    rows = []
-    for key, g in d.groupby([seed] + item, dropna=False, sort=True):
-        g = g.groupby(x, as_index=False)[value].mean()
-        if len(g) < 2:
-            continue
-        lx = np.log(g[x].astype(float).to_numpy()) / math.log(log_base)
-        slope = float(np.polyfit(lx, g[value].astype(float).to_numpy(), 1)[0])
-        rows.append({**dict(zip([seed] + item, key)), "slope": slope, "n_sizes": len(g)})
-    return pd.DataFrame(rows, columns=[seed] + item + ["slope", "n_sizes"])
+    keys = [seed] + item
+    xs = pd.to_numeric(gains[x], errors="coerce")
+    d = gains[(xs > 0) & pd.to_numeric(gains[value], errors="coerce").notna()]
+    if d.empty:
+        return pd.DataFrame(columns=keys + ["slope", "n_sizes"])
+    g_code, g_keys = _codes(d, keys)
+    lx = np.log(d[x].astype(float).to_numpy()) / math.log(log_base)
+    y = d[value].astype(float).to_numpy()
+    # mean per (group, size) first, so that duplicates do not weigh a size twice
+    gx_code, gx_keys = _codes(pd.DataFrame({"g": g_code, "lx": lx}), ["g", "lx"])
+    n_gx = np.bincount(gx_code)
+    y_gx = np.bincount(gx_code, weights=y) / n_gx
+    g_of = np.array([k[0] for k in gx_keys], dtype=np.int64)
+    lx_of = np.array([k[1] for k in gx_keys], dtype=float)
+    n_sizes = np.bincount(g_of, minlength=len(g_keys))
+    mx = np.bincount(g_of, weights=lx_of, minlength=len(g_keys)) / np.maximum(n_sizes, 1)
+    my = np.bincount(g_of, weights=y_gx, minlength=len(g_keys)) / np.maximum(n_sizes, 1)
+    sxy = np.bincount(g_of, weights=(lx_of - mx[g_of]) * (y_gx - my[g_of]), minlength=len(g_keys))
+    sxx = np.bincount(g_of, weights=(lx_of - mx[g_of]) ** 2, minlength=len(g_keys))
+    ok = n_sizes >= 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = sxy / sxx
+    out = pd.DataFrame([k for k, good in zip(g_keys, ok) if good], columns=keys)
+    out["slope"] = slope[ok]
+    out["n_sizes"] = n_sizes[ok]
+    return out
 
 
 def row_level(values, confidence: float = 0.95) -> dict:
