@@ -238,6 +238,8 @@ def plot_task_gains(gains: pd.DataFrame, row: str = "intermediate_task", col: st
     size_txt = (f"{int(size):,} intermediate examples" if size is not None else
                 "largest size: " + ", ".join(f"{k} {int(v):,}" for k, v in sizes.items()))
     fig.suptitle(f"Zero-shot gain over the baseline ({unit}) by intermediate and target task, at {size_txt}")
+    if any(in_task(r, c) for r in rows_ for c in cols_):
+        fig.text(0.01, 0.005, "* framed: in-task pair (the intermediate task is the target task)", fontsize=7)
     caption = (f"Each cell: mean gain over the no-intermediate baseline ({unit} of the target task's primary metric) "
                f"on zero-shot languages (English and languages seen in the intermediate data excluded) of one tier; "
                f"in brackets the {CI_TEXT}; n = seeds × languages. * and a black frame: in-task pairs (the intermediate "
@@ -264,7 +266,7 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
     fig = Figure(figsize=(4.3 * len(panels) + 1.8, 3.9), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     tiers = _tiers_present(d, hue)
-    offsets = {t: 1.0 + 0.04 * (i - (len(tiers) - 1) / 2) for i, t in enumerate(tiers)}
+    offsets = {t: 1.0 + 0.09 * (i - (len(tiers) - 1) / 2) for i, t in enumerate(tiers)}
     for ax, p in zip(axes, panels):
         dp = d[d[col].astype(str) == p]
         agg = seed_cells(dp, [hue, x], y)
@@ -275,10 +277,10 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
             c = TIER_COLORS.get(t, "grey")
             xs = a[x].astype(float) * offsets[t]
             err = np.vstack([a["mean"] - a["low"], a["high"] - a["mean"]])
-            ax.errorbar(xs, a["mean"], yerr=np.where(np.isfinite(err), err, 0), fmt="o", color=c, capsize=3,
-                        label=TIER_LABELS.get(t, t))
+            ax.errorbar(xs, a["mean"], yerr=np.where(np.isfinite(err), err, 0), fmt="o", color=c, capsize=3)
             for xx, (_, r) in zip(xs, a.iterrows()):
-                ax.annotate(_n(r), (xx, r["mean"]), fontsize=6, xytext=(3, -9), textcoords="offset points", color=c)
+                ax.annotate(_n(r), (xx, r["mean"]), fontsize=6, xytext=(4, 0), textcoords="offset points", color=c,
+                            va="center")
             per_seed = dp[dp[hue] == t].groupby(["seed", x])[y].mean().reset_index()
             fits = []
             for _, sg in per_seed.groupby("seed"):
@@ -288,7 +290,7 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
                 slope, intercept = np.mean(fits, axis=0)
                 grid_x = np.geomspace(float(a[x].min()), float(a[x].max()), 20)
                 ax.plot(grid_x, intercept + slope * np.log2(grid_x), color=c, linewidth=1.2,
-                        label=f"{TIER_LABELS.get(t, t)}: fit {slope:+.2f} {unit}/doubling")
+                        label=f"{t}: {slope:+.2f} per doubling")
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         ticks = sorted(set(dp[x].astype(float)))
@@ -298,7 +300,11 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
         metric = dp["metric"].iloc[0] if "metric" in dp.columns else ""
         ax.set_ylabel(f"zero-shot gain ({unit} of {metric})" if metric else _y_label(y, unit))
         ax.set_title(f"target task: {p}")
-    axes[-1].legend(title=TIER_LEGEND_TITLE, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+        if ax.get_lines():
+            ax.legend(title="fitted line", fontsize="x-small", title_fontsize="x-small", loc="upper left")
+    from matplotlib.patches import Patch
+    fig.legend(handles=[Patch(facecolor=TIER_COLORS.get(t, "grey"), label=TIER_LABELS.get(t, t)) for t in tiers],
+               title=TIER_LEGEND_TITLE, loc="outside right upper", fontsize="small")
     what = f"English {size_task} data" if size_task else "intermediate data"
     fig.suptitle(f"Zero-shot gain vs. size of the {what}, per target task and resource tier")
     caption = (f"Points: mean gain over the baseline ({unit} of each task's primary metric) on zero-shot languages "
@@ -425,7 +431,7 @@ def plot_distance(gains: pd.DataFrame, x: str = "distance", y: str = "gain", hue
     fig.legend(handles=handles, loc="outside right upper", fontsize="small", title="tier / language set")
     fig.suptitle("Zero-shot gain per evaluation language vs. distance to the intermediate languages")
     caption = ("Each point: one (evaluation language, intermediate language set), its gain over the baseline averaged "
-               f"over seeds ({unit} of the task's primary metric), zero-shot languages only; colour is the language's "
+               f"over seeds and intermediate sizes ({unit} of the task's primary metric), zero-shot languages only; colour is the language's "
                "tier, the marker its language set. The line is a least-squares fit over the points, descriptive only: "
                "the significance table's distance rows test the slope with the seed as the unit and a fixed effect per "
                "language.")
