@@ -491,8 +491,10 @@ class Study:
         if not self.has_baseline:
             return "\n".join(lines + ["", "No finished baseline runs yet: gains cannot be computed."])
         if not self.has_gains:
-            return "\n".join(lines + ["", "**Only baseline runs finished, so no gains were computed.** The baseline's "
-                                      "scores per task, tier and language are below. " + self._baseline_sentence()])
+            why = ("every run with an intermediate task was kept out (it did not learn), so no gains were computed"
+                   if (~stats.baseline_mask(self.primary)).any() else "only baseline runs finished, so no gains were computed")
+            return "\n".join(lines + ["", f"**No gains: {why}.** The baseline's scores per task, tier and language are "
+                                      "below. " + self._baseline_sentence()])
         prim = self.significance_rows[self.significance_rows["family"] == "primary"]
         lines += ["", f"**The answer (primary family, {len(prim)} tests, Holm-adjusted over the family; smallest effect of "
                   f"interest {self.params.smallest_effect:g} point(s)).**"]
