@@ -163,6 +163,7 @@ def test_a_baseline_only_study_reports_baseline_scores(tmp_path):
     paths = s.save()
     assert paths["answer"].is_file() and not paths["significance"].exists()
     assert s.make_figures() == {}
+    assert s.diversity_table().empty and len(s.language_tables()["xnli"]) == len(LANGS)
 
 
 def test_report_tables_are_for_people(tmp_path):

@@ -179,9 +179,9 @@ class Study:
     def set_diversity(self) -> pd.DataFrame:
         """Per language set: its languages, number of families and scripts, mean pairwise URIEL distance."""
         t = self.table
-        if not len(t) or "intermediate_languages" not in t.columns:
-            return pd.DataFrame(columns=["language_set", "languages", "n_languages", "n_families", "n_scripts",
-                                         "mean_pairwise_distance"])
+        columns = ["language_set", "languages", "n_languages", "n_families", "n_scripts", "mean_pairwise_distance"]
+        if not len(t) or "intermediate_languages" not in t.columns or stats.baseline_mask(t).all():
+            return pd.DataFrame(columns=columns)
         sets = t[~stats.baseline_mask(t)].groupby("language_set")["intermediate_languages"].first()
         rows = []
         for name, langs in sets.items():
@@ -440,7 +440,10 @@ class Study:
 
     def significance(self) -> pd.DataFrame:
         """The significance table as written to <study>-significance.csv (4 decimals)."""
-        return self.significance_rows.round(4)
+        s = self.significance_rows.copy()
+        for c in ("estimate", "ci_low", "ci_high", "p", "p_holm", "seed_sd", "mde_80", "smallest_effect", "tost_p"):
+            s[c] = pd.to_numeric(s[c], errors="coerce").round(4)
+        return s
 
     def per_task(self) -> pd.DataFrame:
         """Seed-level gain per (intermediate task, target task) at each intermediate task's
@@ -594,7 +597,7 @@ class Study:
         for verdict, head in heads.items():
             rows = c[c["verdict"] == verdict]
             if len(rows):
-                items = ", ".join(f"{r['task']} (paper: {r['paper_direction']}"
+                items = ", ".join(f"{r['task']} (paper: {r['paper_direction'] or 'not reported'}"
                                   + (f" {r['paper_gain']:+.1f}" if r["paper_gain"] is not None and not pd.isna(r["paper_gain"]) else "")
                                   + f"; here {r['our_intermediate']} {r['our_gain']:+.2f}, p={_p(r['our_p'])})"
                                   for _, r in rows.iterrows())
