@@ -72,7 +72,7 @@ def test_size_trend_on_low_resource_languages_is_found_with_the_seed_as_unit(tmp
     assert sig.loc[sig["family"] == "exploratory", "p_holm"].isna().all()
     text = s.answer()
     assert "**Size, xnli**" in text and "— a gain." in text
-    assert text.index("The answer") < text.index("Limitations") < text.index("exploratory")
+    assert text.index("Primary family") < text.index("Limitations") < text.index("exploratory")
 
 
 def test_no_effect_needs_equivalence_else_inconclusive(tmp_path):
@@ -189,3 +189,18 @@ def test_params_block_is_checked():
     default = analysis_params.parse(None)
     assert "positive_control" not in default.primary and default.smallest_effect == 1.0 and len(default.primary) == 4
     assert "positive_control" not in analysis_params.parse({"smallest_effect": 2}).primary
+
+
+def test_params_file_takes_an_analysis_block(tmp_path):
+    from pathlib import Path
+    from xfer_nb import grid
+    root = Path(__file__).resolve().parent.parent / "params"
+    p = tmp_path / "with-analysis.yaml"
+    p.write_text(f"extends: {root / 'smoke.yaml'}\nname: with-analysis\nanalysis:\n  primary: [size_trend]\n"
+                 "  smallest_effect: 0.5\n")
+    params = grid.load_params(p)
+    plan = grid.expand(params, check_data=False)
+    smoke = grid.expand(grid.load_params(root / "smoke.yaml"), check_data=False)
+    assert [s.run_id for s in plan.stages["target"]] == [s.run_id for s in smoke.stages["target"]]  # runs unchanged
+    parsed = analysis_params.parse(params["analysis"])
+    assert parsed.primary == ("size_trend",) and parsed.smallest_effect == 0.5

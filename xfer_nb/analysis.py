@@ -268,7 +268,8 @@ class Study:
         for task in self._tasks():
             zs = self.zero_shot(axis[axis["task"] == task])
             n_sizes = zs["intermediate_size"].nunique() if len(zs) else 0
-            what = f"English {self.size_task} data" if self.size_task else "intermediate data"
+            what = (f"{'English ' if self.english_set else ''}{self.size_task} data" if self.size_task
+                    else "intermediate data")
             if "size_trend" in P.primary:
                 note = None if n_sizes >= 2 else "not testable: fewer than 2 sizes"
                 r = self._infer([self._slopes_matrix(zs[zs["tier"] == "low"])]) if n_sizes >= 2 else {}
@@ -499,20 +500,23 @@ class Study:
             return "\n".join(lines + ["", f"**No gains: {why}.** The baseline's scores per task, tier and language are "
                                       "below. " + self._baseline_sentence()])
         prim = self.significance_rows[self.significance_rows["family"] == "primary"]
-        lines += ["", f"**The answer (primary family, {len(prim)} tests, Holm-adjusted over the family; smallest effect of "
-                  f"interest {self.params.smallest_effect:g} point(s)).**"]
-        for _, r in prim.iterrows():
+        testable = prim[prim["n_seeds"].fillna(0).astype(int) >= 2]
+        lines += ["", f"**Primary family: {len(testable)} test(s), Holm-adjusted over the family; smallest effect of "
+                  f"interest {self.params.smallest_effect:g} point(s).**"]
+        for _, r in testable.iterrows():
             lines.append(f"- {self._sentence(r)}")
+        untested = prim[prim["n_seeds"].fillna(0).astype(int) < 2]
+        for (hyp, note), rows in untested.groupby(["hypothesis", "note"], sort=False, dropna=False):
+            lines.append(f"- {_HYPOTHESIS_NAMES.get(hyp, hyp)} ({', '.join(rows['task'].astype(str))}): "
+                         f"{note or 'not testable'}.")
         lines += ["", "**Target-task training** (the baseline every gain is measured from): " + self._baseline_sentence()]
-        lines += ["", self.comparison_text(), "", LIMITATIONS, "",
+        lines += ["", self.comparison_text(), "", self.limitations(), "",
                   "Everything after the primary family (the exploratory table) is exploratory: its p-values are raw, "
                   "uncorrected, and labelled so."]
         return "\n".join(lines)
 
     def _sentence(self, r: pd.Series) -> str:
-        names = {"size_trend": "Size", "diversity": "Diversity", "tier_interaction_size": "Low- vs high-resource (size)",
-                 "tier_interaction_diversity": "Low- vs high-resource (diversity)", "positive_control": "Positive control"}
-        head = f"**{names.get(r['hypothesis'], r['hypothesis'])}, {r['task']}** ({r['comparison']}; {r['languages']} " \
+        head = f"**{_HYPOTHESIS_NAMES.get(r['hypothesis'], r['hypothesis'])}, {r['task']}** ({r['comparison']}; {r['languages']} " \
                f"languages, tier {r['tier']})"
         if r["note"] and (not r["n_seeds"] or r["n_seeds"] < 2):
             return f"{head}: {r['note']}."
@@ -527,6 +531,13 @@ class Study:
         return (f"{head}: {_signed(r['estimate'], dec)} {unit} (95% CI {_signed(r['ci_low'], dec)} to "
                 f"{_signed(r['ci_high'], dec)}; Holm p {_p(r['p_holm'])}; {int(r['n_seeds'])} seeds × "
                 f"{int(r['n_languages'])} languages; MDE {r['mde_80']:.{dec}f}) — {tail}.")
+
+    def limitations(self) -> str:
+        models = sorted(set(self.table["model_name_or_path"].astype(str))) if "model_name_or_path" in self.table else []
+        if models and not any("e5" in m for m in models):
+            return LIMITATIONS.replace("The encoder is small: multilingual-e5-small (118M parameters)",
+                                       f"The encoder here is {', '.join(models)}")
+        return LIMITATIONS
 
     def _baseline_sentence(self) -> str:
         base = self.primary[stats.baseline_mask(self.primary)]
@@ -597,7 +608,7 @@ class Study:
         for verdict, head in heads.items():
             rows = c[c["verdict"] == verdict]
             if len(rows):
-                items = ", ".join(f"{r['task']} (paper: {r['paper_direction'] or 'not reported'}"
+                items = ", ".join(f"{r['task']} (paper: {r['paper_direction'] if isinstance(r['paper_direction'], str) else 'not reported'}"
                                   + (f" {r['paper_gain']:+.1f}" if r["paper_gain"] is not None and not pd.isna(r["paper_gain"]) else "")
                                   + f"; here {r['our_intermediate']} {r['our_gain']:+.2f}, p={_p(r['our_p'])})"
                                   for _, r in rows.iterrows())
@@ -610,8 +621,9 @@ class Study:
     # ------------------------------------------------------------ tables for people
 
     def primary_table(self) -> pd.DataFrame:
+        """The testable members of the primary family (the untestable ones are named in the answer)."""
         s = self.significance_rows
-        return _human(s[s["family"] == "primary"], holm=True)
+        return _human(s[(s["family"] == "primary") & (s["n_seeds"].fillna(0).astype(int) >= 2)], holm=True)
 
     def exploratory_table(self) -> pd.DataFrame:
         s = self.significance_rows
@@ -699,6 +711,11 @@ def report_path(outputs: str | os.PathLike, name: str) -> Path:
     if partial.is_file() and (not main.is_file() or partial.stat().st_mtime_ns >= main.stat().st_mtime_ns):
         return reports / f"{name}-partial.html"
     return reports / f"{name}.html"
+
+
+_HYPOTHESIS_NAMES = {"size_trend": "Size", "diversity": "Diversity", "tier_interaction_size": "Low- vs high-resource (size)",
+                     "tier_interaction_diversity": "Low- vs high-resource (diversity)",
+                     "positive_control": "Positive control"}
 
 
 def _decimals(mde: float) -> int:

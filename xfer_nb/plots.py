@@ -174,6 +174,10 @@ def seed_cells(df: pd.DataFrame, keys: Sequence[str], y: str = "gain") -> pd.Dat
     return pd.DataFrame(rows, columns=list(keys) + ["mean", "low", "high", "n_seeds", "n_languages"])
 
 
+def _labelled(ax) -> bool:
+    return any(l.get_label() and not l.get_label().startswith("_") for l in ax.get_lines())
+
+
 def _n(r) -> str:
     return f"n={int(r['n_seeds'])}×{int(r['n_languages'])}"
 
@@ -300,7 +304,7 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
         metric = dp["metric"].iloc[0] if "metric" in dp.columns else ""
         ax.set_ylabel(f"zero-shot gain ({unit} of {metric})" if metric else _y_label(y, unit))
         ax.set_title(f"target task: {p}")
-        if ax.get_lines():
+        if _labelled(ax):
             ax.legend(title="fitted line", fontsize="x-small", title_fontsize="x-small", loc="upper left")
     from matplotlib.patches import Patch
     fig.legend(handles=[Patch(facecolor=TIER_COLORS.get(t, "grey"), label=TIER_LABELS.get(t, t)) for t in tiers],
@@ -422,7 +426,7 @@ def plot_distance(gains: pd.DataFrame, x: str = "distance", y: str = "gain", hue
         ax.set_xlabel(x_label)
         ax.set_ylabel(_y_label(y, unit))
         ax.set_title(f"target task: {task}")
-        if ax.get_lines():
+        if _labelled(ax):
             ax.legend(fontsize="x-small", loc="lower left")
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], linestyle="", marker="o", color=TIER_COLORS.get(t, "grey"), label=TIER_LABELS.get(t, t))
