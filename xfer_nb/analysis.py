@@ -40,11 +40,13 @@ SIGNIFICANCE_COLUMNS = [
     "language_set", "versus", "tier", "languages", "estimate", "effect_unit", "ci_low", "ci_high", "p", "p_holm",
     "unit_of_inference", "n_seeds", "n_languages", "seed_sd", "mde_80", "smallest_effect", "tost_p", "verdict", "note",
 ]
-LIMITATIONS = (
-    "**Limitations.** The encoder is small: multilingual-e5-small (118M parameters) where Phang et al. used "
+LIMITATIONS_E5 = (
+    "The encoder is small: multilingual-e5-small (118M parameters) where Phang et al. used "
     "XLM-R Large (560M), and small models transfer less and less predictably. e5 was trained contrastively, as a "
     "sentence embedder, on top of an XLM-R-style encoder, where the paper fine-tuned XLM-R's masked-language-model "
-    "encoder directly, so what intermediate training adds can differ. The budget is a 2-core CPU: few seeds, "
+    "encoder directly, so what intermediate training adds can differ. ")
+LIMITATIONS = (
+    "**Limitations.** {model}The budget is a 2-core CPU: few seeds, "
     "hundreds to a few thousand training examples, one epoch, and evaluation subsets per language; effects smaller "
     "than each comparison's minimal detectable effect (MDE) cannot be seen, and \"inconclusive\" means exactly that. "
     "Every interval treats the seed as the unit and the evaluated languages as a sample of languages; the "
@@ -535,9 +537,9 @@ class Study:
     def limitations(self) -> str:
         models = sorted(set(self.table["model_name_or_path"].astype(str))) if "model_name_or_path" in self.table else []
         if models and not any("e5" in m for m in models):
-            return LIMITATIONS.replace("The encoder is small: multilingual-e5-small (118M parameters)",
-                                       f"The encoder here is {', '.join(models)}")
-        return LIMITATIONS
+            return LIMITATIONS.format(model=f"The encoder here is {', '.join(models)}, where Phang et al. used XLM-R "
+                                      "Large (560M parameters); its results say nothing about XLM-R. ")
+        return LIMITATIONS.format(model=LIMITATIONS_E5)
 
     def _baseline_sentence(self) -> str:
         base = self.primary[stats.baseline_mask(self.primary)]
@@ -661,7 +663,8 @@ class Study:
         figs["1_gain_by_task"], self.captions["1_gain_by_task"] = plots.plot_task_gains(g, english_set=self.english_set)
         axis = self.size_axis()
         if len(axis) and axis["intermediate_size"].nunique() >= 1:
-            figs["2_size_curve"], self.captions["2_size_curve"] = plots.plot_size_curve(axis, size_task=self.size_task)
+            figs["2_size_curve"], self.captions["2_size_curve"] = plots.plot_size_curve(axis, size_task=self.size_task,
+                                                                                     english=self.english_set is not None)
         if g["language_set"].nunique() > 1:
             figs["3_language_sets"], self.captions["3_language_sets"] = plots.plot_language_sets(g)
         if g["distance"].notna().any():

@@ -256,7 +256,7 @@ def plot_task_gains(gains: pd.DataFrame, row: str = "intermediate_task", col: st
 # ------------------------------------------------------------------------------------
 
 def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_size", hue: str = "tier",
-                    col: str = "task", size_task: str | None = None, unit: str = "points",
+                    col: str = "task", size_task: str | None = None, english: bool = True, unit: str = "points",
                     where: Mapping | None = None) -> tuple[Figure, str]:
     """Mean zero-shot gain against the number of intermediate examples (log axis), one panel
     per target task on its own scale, one colour per tier: the per-size means with their
@@ -309,7 +309,7 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
     from matplotlib.patches import Patch
     fig.legend(handles=[Patch(facecolor=TIER_COLORS.get(t, "grey"), label=TIER_LABELS.get(t, t)) for t in tiers],
                title=TIER_LEGEND_TITLE, loc="outside right upper", fontsize="small")
-    what = f"English {size_task} data" if size_task else "intermediate data"
+    what = f"{'English ' if english else ''}{size_task} data" if size_task else "intermediate data"
     fig.suptitle(f"Zero-shot gain vs. size of the {what}, per target task and resource tier")
     caption = (f"Points: mean gain over the baseline ({unit} of each task's primary metric) on zero-shot languages "
                f"(English and seen languages excluded) at each size of the {what}, with the {CI_TEXT} and n = seeds × "
