@@ -1,81 +1,206 @@
-"""The study's answer, trends and paper comparison on a constructed table with known gains."""
+"""The study's answer on constructed tables whose effects are known: the primary family with
+the seed as the unit, equivalence and inconclusive verdicts, runs that did not learn, a
+partial study, and a baseline-only study."""
 import itertools
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from xfer_nb import analysis
+from xfer_nb import analysis, analysis_params
 from xfer_nb import languages as L
 
-LANGS = ("en", "de", "sw", "yo", "wo", "hi")
-SETS = {"en": ["en"], "en+close3": ["en", "de"], "en+far3": ["en", "hi"]}
+LANGS = ("en", "sw", "yo", "wo", "mr", "jv", "ur", "bn", "de", "tr", "hi", "ar")  # 5 low, 2 mid, 4 high + en
+SETS = {"en": ["en"], "en+close": ["en", "de"], "en+far": ["en", "ar", "sw"]}
+PARAMS = analysis_params.parse({"primary": list(analysis_params.HYPOTHESES),
+                                "positive_control": {"intermediate_task": "nli", "task": "xnli"},
+                                "smallest_effect": 1.0})
 
 
-def _table(gain_fn, seeds=(0, 1, 2)):
-    """Two intermediate tasks (nli over 3 sizes and 3 language sets, mc at 1000 in English)
-    and a baseline; value = random baseline + gain_fn(task, size, set, language)."""
-    rng = np.random.default_rng(0)
-    configs = [("nli", n, "en") for n in (100, 300, 1000)] + [("nli", 300, "en+close3"), ("nli", 300, "en+far3"),
-                                                              ("mc", 1000, "en")]
+def table(gain_fn, seeds=range(5), seed_sd=0.0, noise_sd=0.0, tasks=("udpos", "xnli"), rng_seed=0):
+    """nli at 250/1000/4000 in English and the two multilingual sets at 1000; a baseline;
+    value = baseline + gain_fn(size, set, language) + a seed effect + noise."""
+    rng = np.random.default_rng(rng_seed)
+    configs = [("nli", n, "en") for n in (250, 1000, 4000)] + [("nli", 1000, "en+close"), ("nli", 1000, "en+far")]
     rows = []
-    for seed, task, lang in itertools.product(seeds, ("udpos", "panx"), LANGS):
+    seed_effect = {(s, c): rng.normal(0, seed_sd) for s in seeds for c in configs}
+    for seed, task, lang in itertools.product(seeds, tasks, LANGS):
         base = float(rng.uniform(30, 70))
-        common = dict(seed=seed, task=task, language=lang, split="test",
-                      metric={"udpos": "pos_f1", "panx": "span_f1"}[task], tier=L.tier(lang))
+        common = dict(seed=seed, task=task, language=lang, split="test", metric={"udpos": "f1", "xnli": "accuracy"}[task],
+                      tier=L.tier(lang), target_learned=True)
         rows.append(dict(common, run_id=f"{task}-base-{seed}", intermediate_task="none", intermediate_size=0,
-                         language_set="none", intermediate_languages="", seen=False, distance=math.nan, value=base))
+                         language_set="none", intermediate_languages="", intermediate_run="", seen=False,
+                         distance=math.nan, value=base, intermediate_learned=None))
         for it, n, s in configs:
+            value = base + gain_fn(n, s, lang) + seed_effect[seed, (it, n, s)] + rng.normal(0, noise_sd)
             rows.append(dict(common, run_id=f"{task}-{it}-{n}-{s}-{seed}", intermediate_task=it, intermediate_size=n,
-                             language_set=s, intermediate_languages=",".join(SETS[s]), seen=lang in SETS[s],
-                             distance=L.distance_to_set(lang, SETS[s]), value=base + gain_fn(it, n, s, lang, seed)))
+                             language_set=s, intermediate_languages=",".join(SETS[s]),
+                             intermediate_run=f"inter-{it}-{n}-{s}-{seed}", seen=lang in SETS[s],
+                             distance=L.distance_to_set(lang, SETS[s]), value=value, intermediate_learned=True))
     return pd.DataFrame(rows)
 
 
-def _study(gain_fn, tmp_path):
-    return analysis.Study("constructed", _table(gain_fn), tmp_path)
+def study(df, tmp_path, **kw):
+    return analysis.Study("constructed", df, tmp_path, params=kw.pop("params", PARAMS), **kw)
 
 
-def test_size_trend_is_read_from_the_task_with_most_sizes(tmp_path):
-    # nli: +1 point per doubling on low-resource languages, nothing elsewhere; mc at 1000: a flat +10,
-    # which would fake a trend if it were pooled with nli's sizes
-    def gain(it, n, s, lang, seed):
-        if it == "mc":
-            return 10.0
-        return math.log2(n / 100) if L.tier(lang) == "low" else 0.0
-    study = _study(gain, tmp_path)
-    assert study.size_task == "nli"
-    tr = study.trends().set_index("tier")
-    assert tr.loc["low", "slope"] == pytest.approx(1.0)
-    assert tr.loc["high", "slope"] == pytest.approx(0.0, abs=1e-9)
-    per_task = study.per_task().set_index(["intermediate_task", "task"])
-    assert per_task.loc[("mc", "udpos"), "mean_gain"] == pytest.approx(10.0)
-    assert set(per_task.reset_index()["intermediate_task"]) == {"nli", "mc"}
-    text = study.answer()
-    assert "more English nli data raised zero-shot transfer (+1.00 points per doubling" in text
-    # the paper comparison takes each target task's best intermediate task, as Phang et al. did
-    cmp = study.comparison().set_index("task")
-    assert cmp.loc["panx", "our_intermediate"] == "mc" and cmp.loc["panx", "our_gain"] == pytest.approx(10.0)
-    assert cmp.loc["panx", "verdict"] == "opposite"  # the paper lost 0.7 on PAN-X; we gained, p < 0.05
-    assert cmp.loc["xnli", "verdict"] == "not run"
-    words = study.comparison_text()
-    assert words.startswith("Reversed here (other sign, p < 0.05): panx (paper: loss -0.7; here mc +10.00, p=")
-    assert "Not in this study: mlqa, pawsx, tydiqa, xnli, xquad." in words
-    # the headline lists the pairs that survive Holm's correction, smallest gain first
-    listed = text.split("after Holm's correction: ")[1].split(".\n")[0]
-    assert sorted(listed.split("; ")) == ["mc → panx +10.00", "mc → udpos +10.00", "nli → panx +1.66",
-                                          "nli → udpos +1.66"]
-    assert listed.startswith("nli")
+def primary(s):
+    sig = s.significance_rows
+    return sig[sig["family"] == "primary"].set_index(["hypothesis", "task"])
 
 
-def test_headline_compares_the_best_set_with_english_alone(tmp_path):
-    # at 300 examples en+far3 adds 3 points on unseen low-resource languages, plus noise by seed
-    def gain(it, n, s, lang, seed):
-        return (3.0 if s == "en+far3" else 0.0) + 0.1 * (seed - 1)
-    text = _study(gain, tmp_path).answer()
-    assert "the most helpful multilingual set was en+far3 (+3.00 points) against +0.00 for English alone" in text
-    assert "is significant (p=" in text
+def test_size_trend_on_low_resource_languages_is_found_with_the_seed_as_unit(tmp_path):
+    # +1 point per doubling on low-resource languages only; seed effects of SD 0.3 per run
+    def gain(n, s, lang):
+        return math.log2(n / 250) if L.tier(lang) == "low" else 0.0
+    s = study(table(gain, seed_sd=0.3, noise_sd=0.3), tmp_path)
+    p = primary(s)
+    row = p.loc[("size_trend", "xnli")]
+    assert row["estimate"] == pytest.approx(1.0, abs=0.15)
+    assert row["verdict"] == "gain" and row["ci_low"] > 0 and row["n_seeds"] == 5
+    assert row["n_languages"] == 5  # sw yo wo mr jv: English and seen languages excluded
+    assert row["effect_unit"] == "points per doubling" and row["unit_of_inference"].startswith("seed")
+    inter = p.loc[("tier_interaction_size", "udpos")]
+    assert inter["estimate"] == pytest.approx(1.0, abs=0.15) and inter["verdict"] == "gain"
+    # Holm runs over the primary family only; exploratory rows keep raw p and no p_holm
+    sig = s.significance_rows
+    fam = sig[sig["family"] == "primary"]
+    assert len(fam) == 2 * 4 + 1  # 4 per-task hypotheses x 2 tasks + the positive control
+    assert (fam["p_holm"] >= fam["p"] - 1e-12).all()
+    assert sig.loc[sig["family"] == "exploratory", "p_holm"].isna().all()
+    text = s.answer()
+    assert "**Size, xnli**" in text and "— a gain." in text
+    assert text.index("Primary family") < text.index("Limitations") < text.index("exploratory")
 
-    text = _study(lambda it, n, s, lang, seed: 0.5 * (-1) ** seed, tmp_path).answer()
-    assert "did not significantly change" in text and "is not significant" in text
+
+def test_no_effect_needs_equivalence_else_inconclusive(tmp_path):
+    flat = study(table(lambda n, s, lang: 0.0, noise_sd=0.05), tmp_path)
+    p = primary(flat)
+    assert p.loc[("size_trend", "udpos"), "verdict"] == "equivalent (no effect)"
+    assert p.loc[("diversity", "udpos"), "verdict"] == "equivalent (no effect)"
+    assert p.loc[("positive_control", "xnli"), "verdict"] == "equivalent (no effect)"
+    assert "not detected, so this study cannot detect effects" in flat.answer()
+    noisy = study(table(lambda n, s, lang: 0.0, seeds=range(2), seed_sd=4.0, noise_sd=2.0), tmp_path)
+    p = primary(noisy)
+    for h in ("size_trend", "diversity", "positive_control"):  # seed effects of SD 4 on 2 seeds
+        assert set(p.loc[h, "verdict"]) == {"inconclusive"}, h
+        assert (p.loc[h, "mde_80"] > 1.0).all()
+
+
+def test_diversity_against_the_budget_matched_english_control(tmp_path):
+    # en+far adds 2 points on low-resource languages it does not contain; en+close nothing
+    def gain(n, s, lang):
+        return 2.0 if s == "en+far" and L.tier(lang) == "low" else 0.0
+    s = study(table(gain, seed_sd=0.2, noise_sd=0.2), tmp_path)
+    assert s.english_set == "en"
+    div = s.set_diversity.set_index("language_set")
+    assert div.loc["en+far", "mean_pairwise_distance"] > div.loc["en+close", "mean_pairwise_distance"]
+    assert div.loc["en+far", "n_families"] == 3 and div.loc["en+far", "n_scripts"] == 2
+    row = primary(s).loc[("diversity", "xnli")]
+    assert row["language_set"] == "en+far" and row["versus"] == "en"
+    assert row["estimate"] == pytest.approx(2.0, abs=0.2) and row["verdict"] == "gain"
+    assert row["n_languages"] == 4  # low-resource, unseen by en+far: yo wo mr jv (sw is seen)
+    assert primary(s).loc[("tier_interaction_diversity", "xnli"), "verdict"] == "gain"
+    csv = s.significance()
+    for col in ("unit_of_inference", "n_seeds", "mde_80", "verdict", "family", "p_holm", "tost_p", "smallest_effect"):
+        assert col in csv.columns
+
+
+def test_runs_that_did_not_learn_are_counted_shown_and_kept_out(tmp_path):
+    def gain(n, s, lang):
+        return 1.0
+    df = table(gain, noise_sd=0.1)
+    # seed 0's intermediate nli run at 4000 did not learn: both its target runs go; and the
+    # xnli baseline of seed 1 did not learn: every xnli gain of seed 1 goes
+    bad_inter = df["intermediate_run"] == "inter-nli-4000-en-0"
+    df.loc[bad_inter, "intermediate_learned"] = False
+    df.loc[bad_inter, "value"] += 50.0  # would dominate the answer if it were kept
+    df.loc[df["run_id"] == "xnli-base-1", "target_learned"] = False
+    s = study(df, tmp_path)
+    nl = s.not_learned()
+    assert sorted(nl["stage"]) == ["intermediate", "target"]
+    assert nl.set_index("stage").loc["intermediate", "target runs excluded"] == 2
+    g = s.gains
+    assert not ((g["intermediate_size"] == 4000) & (g["seed"] == 0)).any()
+    assert not ((g["task"] == "xnli") & (g["seed"] == 1)).any()
+    assert g["gain"].max() < 2.0
+    text = s.answer()
+    assert "**Runs that did not learn**: 1 intermediate and 1 target run(s)" in text
+    assert "(3 target run(s))" in text
+
+
+def test_a_partial_study_says_so_and_never_replaces_a_complete_report(tmp_path):
+    df = table(lambda n, s, lang: 1.0, noise_sd=0.1)
+    complete = study(df, tmp_path)
+    paths = complete.save()
+    assert json.loads(paths["status"].read_text()) == {"complete": True, "missing": []}
+    assert analysis.report_path(tmp_path, "constructed").name == "constructed.html"
+    before = paths["answer"].read_text()
+    partial = study(df[df["seed"] != 4], tmp_path, missing=["target run udpos-nli-4000-en-4 (seed=4, ...)"])
+    assert partial.title().startswith("# PARTIAL — 1 planned run(s) missing")
+    assert partial.answer().startswith("**PARTIAL: this report analyses only the finished runs; 1 planned run(s)")
+    ppaths = partial.save()
+    assert ppaths["answer"].name == "constructed-partial-answer.md"
+    assert paths["answer"].read_text() == before, "the complete report is untouched"
+    assert analysis.report_path(tmp_path, "constructed").name == "constructed-partial.html"
+    # without a complete report, a partial one takes the main name (marked PARTIAL inside)
+    other = tmp_path / "fresh"
+    p2 = study(df, other, missing=["x"]).save()
+    assert p2["answer"].name == "constructed-answer.md" and "PARTIAL" in p2["answer"].read_text().splitlines()[0]
+
+
+def test_a_baseline_only_study_reports_baseline_scores(tmp_path):
+    df = table(lambda n, s, lang: 0.0)
+    base = df[df["intermediate_task"] == "none"]
+    s = study(base, tmp_path)
+    text = s.answer()
+    assert "no gains were computed" in text
+    bt = s.baseline_table()
+    assert list(bt.columns) == ["Target task", "Metric", "Tier", "Language", "Score", "Seeds"]
+    assert len(bt) == 2 * len(LANGS) and set(bt["Tier"]) == {"low", "mid", "high"}
+    paths = s.save()
+    assert paths["answer"].is_file() and not paths["significance"].exists()
+    assert s.make_figures() == {}
+    assert s.diversity_table().empty and len(s.language_tables()["xnli"]) == len(LANGS)
+
+
+def test_report_tables_are_for_people(tmp_path):
+    s = study(table(lambda n, s, lang: 0.5, seed_sd=0.5, noise_sd=0.5), tmp_path)
+    t = s.primary_table()
+    assert list(t.columns) == ["Comparison", "Target task", "Languages", "Estimate", "95% CI", "Holm p", "Seeds",
+                               "Languages (n)", "MDE (80% power)", "Verdict"]
+    assert "p (raw, exploratory)" in s.exploratory_table().columns
+    assert t["Estimate"].str.match(r"^[+-]\d+\.\d{1,2} points").all()
+    html = analysis.show(t).to_html()
+    assert "<th" in html and "row0" in html and "level0_row0" not in html  # no index column
+
+
+def test_params_block_is_checked():
+    with pytest.raises(analysis_params.AnalysisParamsError, match="analysis.primary: unknown hypothesis"):
+        analysis_params.parse({"primary": ["size"]})
+    with pytest.raises(analysis_params.AnalysisParamsError, match="smallest_effect"):
+        analysis_params.parse({"smallest_effect": 0})
+    with pytest.raises(analysis_params.AnalysisParamsError, match="positive_control is not set"):
+        analysis_params.parse({"primary": ["positive_control"]})
+    with pytest.raises(analysis_params.AnalysisParamsError, match="unknown key"):
+        analysis_params.parse({"primery": []})
+    default = analysis_params.parse(None)
+    assert "positive_control" not in default.primary and default.smallest_effect == 1.0 and len(default.primary) == 4
+    assert "positive_control" not in analysis_params.parse({"smallest_effect": 2}).primary
+
+
+def test_params_file_takes_an_analysis_block(tmp_path):
+    from pathlib import Path
+    from xfer_nb import grid
+    root = Path(__file__).resolve().parent.parent / "params"
+    p = tmp_path / "with-analysis.yaml"
+    p.write_text(f"extends: {root / 'smoke.yaml'}\nname: with-analysis\nanalysis:\n  primary: [size_trend]\n"
+                 "  smallest_effect: 0.5\n")
+    params = grid.load_params(p)
+    plan = grid.expand(params, check_data=False)
+    smoke = grid.expand(grid.load_params(root / "smoke.yaml"), check_data=False)
+    assert [s.run_id for s in plan.stages["target"]] == [s.run_id for s in smoke.stages["target"]]  # runs unchanged
+    parsed = analysis_params.parse(params["analysis"])
+    assert parsed.primary == ("size_trend",) and parsed.smallest_effect == 0.5

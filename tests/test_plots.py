@@ -71,79 +71,70 @@ def test_primary_metric_keeps_one_metric_per_task(tidy):
 
 
 def test_task_gain_heatmap(gains, tmp_path):
-    fig = P.plot_task_gains(gains)
-    heat_axes = [ax for ax in fig.axes if ax.get_xlabel() == "target task"]
-    assert len(heat_axes) == 3  # one panel per tier present
+    fig, caption = P.plot_task_gains(gains)
+    heat_axes = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in heat_axes] == [f"{P.TIER_LABELS[t]} languages" for t in L.TIERS]
     assert heat_axes[0].get_ylabel() == "intermediate task"
     assert [t.get_text() for t in heat_axes[0].get_xticklabels()] == ["tydiqa", "xnli"]
     assert [t.get_text() for t in heat_axes[0].get_yticklabels()] == ["mnli", "siqa"]
-    assert fig.axes[-1].get_ylabel() == "gain over baseline (points)"  # colour bar
-    assert "intermediate and target task" in fig._suptitle.get_text()
-    # annotations: low tier, mnli -> xnli at its largest size (16k): 1.0 * log2(128) + 0.5 = 7.5
-    cells = {t.get_text() for t in heat_axes[0].texts}
-    assert any(abs(float(c) - 7.5) < 0.3 for c in cells)
+    assert fig.axes[-1].get_ylabel() == "mean zero-shot gain (points)"  # colour bar
+    title = fig._suptitle.get_text()
+    assert "largest size: mnli 16,000, siqa 16,000" in title  # the title names the size
+    cells = [t.get_text() for t in heat_axes[0].texts]
+    assert all("n=3×" in c for c in cells)  # n = seeds x languages on every cell
+    assert all(c.count("[") == 1 for c in cells)  # and its seed-level interval
+    # in-task pair flagged: mnli -> xnli
+    assert any(c.split("\n")[0].endswith("*") for c in cells)
+    assert "in-task" in caption and "zero-shot" in caption and "seed as the unit" in caption
+    # English is not in any cell: the high tier pools fr, de, hi, zh
+    high = [t.get_text() for t in heat_axes[2].texts]
+    assert all(c.endswith("n=3×4") for c in high)
     _check_saves(fig, "task_gains", tmp_path)
 
-    bars = P.plot_task_gains(gains, kind="bars", size=4000)
-    assert bars.axes[-1].get_xlabel() == "target task"
-    assert bars.axes[0].get_ylabel() == "gain over baseline (points)"
-    assert _legend_texts(bars) == [P.TIER_LABELS[t] for t in L.TIERS]
 
-
-def test_size_curves(tidy, gains, tmp_path):
-    fig = P.plot_size_curve(gains)
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log"
-    assert ax.get_xlabel() == "intermediate examples (log scale)"
-    assert ax.get_ylabel() == "gain over baseline (points)"
-    assert _legend_texts(fig) == [P.TIER_LABELS[t] for t in L.TIERS]
-    assert fig.axes[-1].get_legend().get_title().get_text() == "resource tier"
-    lines = {l.get_label(): l for l in ax.get_lines() if not l.get_label().startswith("_")}
-    x, y = lines[P.TIER_LABELS["low"]].get_data()
-    assert list(x) == [1000, 4000, 16000]
-    assert np.all(np.diff(y) > 1.5)  # low tier gains about 2 points per 4x
-    assert len(ax.collections) == 3  # one CI band per tier
+def test_size_curves_per_task_with_fitted_lines(gains, tmp_path):
+    fig, caption = P.plot_size_curve(gains[(gains.language_set == "en") & (gains.intermediate_task == "mnli")],
+                                     size_task="mnli")
+    assert [ax.get_title() for ax in fig.axes] == ["target task: tydiqa", "target task: xnli"]
+    assert fig.axes[0].get_ylabel() == "zero-shot gain (points of f1)"
+    assert fig.axes[1].get_ylabel() == "zero-shot gain (points of accuracy)"  # own metric, own scale
+    ax = fig.axes[1]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "intermediate examples (log scale)"
+    fits = [t.get_text() for t in ax.get_legend().get_texts()]
+    low = [f for f in fits if f.startswith("low:")][0]
+    assert float(low.split()[1]) == pytest.approx(1.0, abs=0.15)  # about +1 per doubling on low languages
+    assert any(t.get_text().startswith("n=3×") for t in ax.texts)
+    assert "per-seed" in caption or "each seed" in caption
     _check_saves(fig, "size_curve", tmp_path)
-
-    fig2 = P.plot_size_curve(tidy, y="value", col="task")
-    assert len(fig2.axes) == 2 and fig2.axes[0].get_ylabel() == "score (points)"
-    # the baseline (language_set "none", as results.collect writes it) is drawn as dashed lines
-    dashed = [l for l in fig2.axes[0].get_lines() if l.get_linestyle() == "--"]
-    assert len(dashed) == 3
-    assert "no intermediate task (baseline)" in _legend_texts(fig2)
-    assert {ax.get_title() for ax in fig2.axes} == {"task: tydiqa", "task: xnli"}
 
 
 def test_language_set_bars(gains, tmp_path):
-    fig = P.plot_language_sets(gains, order=["en", "en+close3", "en+far3"])
-    seen_ax, unseen_ax = fig.axes
-    assert seen_ax.get_title().startswith("seen") and unseen_ax.get_title().startswith("unseen")
-    assert seen_ax.get_ylabel() == "gain over baseline (points)"
-    assert seen_ax.get_xlabel() == "intermediate language set"
-    assert [t.get_text() for t in unseen_ax.get_xticklabels()] == ["en", "en+close3", "en+far3"]
-    assert _legend_texts(fig) == [P.TIER_LABELS[t] for t in L.TIERS]
+    fig, caption = P.plot_language_sets(gains)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].startswith("tydiqa: seen") and titles[1].startswith("tydiqa: unseen")
+    assert titles[2].startswith("xnli: seen")
     assert "4,000 intermediate examples" in fig._suptitle.get_text()  # the size all sets share
+    assert "English is in neither" in caption
     _check_saves(fig, "language_sets", tmp_path)
 
 
-def test_distance_scatter(gains, tmp_path):
-    fig = P.plot_distance(gains)
-    ax = fig.axes[0]
-    assert ax.get_xlabel().startswith("URIEL typological distance")
-    assert ax.get_ylabel() == "gain over baseline (points)"
-    texts = _legend_texts(fig)
-    assert [P.TIER_LABELS[t] for t in L.TIERS] == [t for t in texts if t in P.TIER_LABELS.values()]
-    assert any(t.startswith("least-squares fit") for t in texts)
-    # seen languages sit at distance 0
-    assert min(c.get_offsets()[:, 0].min() for c in ax.collections if len(c.get_offsets())) == 0.0
+def test_distance_per_task(gains, tmp_path):
+    fig, caption = P.plot_distance(gains)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == ["target task: tydiqa", "target task: xnli"]
+    assert axes[0].get_xlabel().startswith("URIEL distance")
+    # zero-shot only: seen languages (distance 0) and English are not drawn
+    xs = [c.get_offsets()[:, 0] for ax in axes for c in ax.collections if len(c.get_offsets())]
+    assert min(x.min() for x in xs) > 0
+    labels = [t.get_text() for t in axes[0].texts]
+    assert "en" not in labels
+    assert "least squares" in axes[0].get_legend().get_texts()[0].get_text()
     _check_saves(fig, "distance", tmp_path)
-    # without distance / seen columns they are computed from intermediate_languages
-    bare = gains.drop(columns=["distance", "seen"])
-    fig2 = P.plot_distance(bare)
-    n_points = lambda f: sum(len(c.get_offsets()) for c in f.axes[0].collections[1:])
-    assert n_points(fig2) == n_points(fig) > 0
-    assert len(P.plot_language_sets(bare).axes) == 2
+
+
+def test_in_task_pairs():
+    assert P.in_task("mnli", "xnli") and P.in_task("NLI", "xnli") and P.in_task("udpos", "udpos")
+    assert P.in_task("pos", "udpos") and not P.in_task("siqa", "xnli") and not P.in_task("nli", "udpos")
 
 
 def test_language_table(tidy, gains):
@@ -163,17 +154,15 @@ def test_language_table(tidy, gains):
         P.language_table(tidy, "nope")
 
 
-def test_intervals_are_over_seed_by_language_units():
-    # 2 seeds x 3 languages x 2 tasks: a point pools the tasks inside each (seed, language) unit,
-    # and its interval is Student t over the 6 units, as in stats.significance_table.
-    rows = [dict(seed=s, language=l, task=t, tier="low", gain=float(g))
-            for (s, l, t), g in zip(
-                [(s, l, t) for s in (0, 1) for l in ("sw", "yo", "wo") for t in ("a", "b")],
-                [1, 3, 2, 2, 0, 4, 5, 5, 1, 1, 3, 1])]
-    agg = P._unit_ci(pd.DataFrame(rows), ["tier"], "gain")
-    unit_means = [2, 2, 2, 5, 1, 2]
-    m, lo, hi = S.mean_ci(unit_means)
-    assert agg.loc[0, ["mean", "low", "high"]].tolist() == pytest.approx([m, lo, hi])
-    assert agg.loc[0, "n_units"] == 6
-    # over the two seed means alone (t with 1 df) the interval would be far wider
-    assert S.mean_ci([2.0, 8 / 3])[2] - S.mean_ci([2.0, 8 / 3])[1] > 2.5 * (hi - lo)
+def test_cells_are_seed_level():
+    # 3 seeds x 4 languages; the cell's interval is stats.seed_level's, never the row-level one
+    rng = np.random.default_rng(0)
+    rows = [dict(seed=s, language=l, task="a", tier="low", gain=float(1 + 0.8 * s + rng.normal(0, 0.1)))
+            for s in range(3) for l in ("sw", "yo", "wo", "mr")]
+    df = pd.DataFrame(rows)
+    cell = P.seed_cells(df, ["tier"]).iloc[0]
+    ref = S.seed_level(df)
+    assert (cell["low"], cell["high"]) == pytest.approx((ref["ci_low"], ref["ci_high"]))
+    assert (cell["n_seeds"], cell["n_languages"]) == (3, 4)
+    row_lo, row_hi = S.mean_ci(df["gain"])[1:]
+    assert cell["high"] - cell["low"] > 2 * (row_hi - row_lo)

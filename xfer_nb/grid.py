@@ -42,7 +42,7 @@ from xfer_nb import config as C
 from xfer_nb.runs import RunSpec
 
 TOP_KEYS = ("extends", "name", "description", "axes", "exclude", "language_sets", "settings",
-            "prepare", "intermediate", "target", "sweep")
+            "prepare", "intermediate", "target", "sweep", "analysis")
 STAGE_ORDER = ("prepare", "intermediate", "target")
 
 

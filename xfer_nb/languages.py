@@ -39,23 +39,27 @@ XQuAD incl. ro, MLQA, TyDiQA, BUCC, XTREME Tatoeba incl. az, XCOPA incl. ht qu, 
     The language's class in Joshi, Santy, Budhiraja, Bali and Choudhury (2020), "The State
     and Fate of Linguistic Diversity and Inclusion in the NLP World", ACL 2020, from
     0 ("the left-behinds") to 5 ("the winners"), as published in their per-language list
-    (``lang2tax.txt``, microsoft.github.io/linguisticdiversity). The classes here were
-    transcribed from that list as best known; the file itself is not available offline
-    and was not re-read for this table, so a class may be off by one where memory erred.
-    Slovenian is taken as 3 and Haitian Creole as 2.
+    (``lang2tax.txt``). The list is vendored in ``xfer_nb/data/joshi2020_lang2tax.tsv``
+    (classes 1-5 complete, class 0 excerpted; provenance in the file) and
+    ``tests/test_languages.py`` checks every published class here against it, through the
+    list's name for the language (``JOSHI_NAMES``; e.g. Chinese is "mandarin", Haitian
+    Creole "haitian", Swiss German "alemannic", Old English "anglo-saxon").
 ``joshi_estimated``
-    True where the language is not (knowingly) in Joshi et al.'s list under a matching
-    name and the class had to be estimated. The rule for estimates: 1 ("the
-    scraping-bys": some unlabelled text, e.g. its own Wikipedia edition) if the language
-    had a Wikipedia edition or a comparable web presence by 2020, else 0. The estimated
-    ones are mostly AmericasNLI languages, regional or historical European languages and
-    constructed languages; see ``estimated_joshi()``.
+    True where the language is not in Joshi et al.'s list under any matching name and the
+    class had to be estimated: 1 ("the scraping-bys") if the language had a Wikipedia
+    edition or a comparable web presence by 2020, else 0. Ten languages: Asháninka,
+    Algerian Arabic, Kadazan Dusun, Coastal Kadazan, Lingua Franca Nova, North Moluccan
+    Malay, Novial, Old East Slavic, Swabian and Talossan (``estimated_joshi()``).
 ``laser``
     The language's code in LASER's Tatoeba (``extra/laser-tatoeba``), if it is there.
 ``xtreme_tasks``
     The XTREME tasks whose published language list includes the language (Hu et al.
     2020: xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa, bucc, tatoeba), plus Tatoeba for
     az lt pl ro uk, which XTREME's current download script adds.
+``in_pretraining`` (function)
+    Whether the language is among the 100 pretraining languages of XLM-R (CC-100;
+    vendored in ``xfer_nb/data/xlmr_cc100_languages.txt`` from fairseq's XLM-R README),
+    the tokenizer family of XLM-R and of the embedded multilingual-e5-small.
 ``offline``
     The sources in ``../shared/data`` that have the language (see ``OFFLINE_SOURCES``;
     ``tests/test_languages.py`` checks these lists against the files).
@@ -199,51 +203,51 @@ _ROWS: tuple[Language, ...] = (
     _L("wo", "Wolof",          "wol", NC,             "Northern Atlantic",   "Latin",      2),
     _L("ht", "Haitian Creole", "hat", "Creole",       "French-based creole", "Latin",      2),
     _L("qu", "Quechua",        "quz", "Quechuan",     "Quechuan",            "Latin",      1),
-    # ---- AmericasNLI (all classes estimated) ---------------------------------------------
-    _L("aym", "Aymara",        "ayr", "Aymaran",      "Aymaran",             "Latin",      1, est=True),
-    _L("bzd", "Bribri",        "bzd", "Chibchan",     "Talamanca",           "Latin",      0, est=True),
+    # ---- AmericasNLI (Asháninka's class estimated) ------------------------------------------
+    _L("aym", "Aymara",        "ayr", "Aymaran",      "Aymaran",             "Latin",      1),
+    _L("bzd", "Bribri",        "bzd", "Chibchan",     "Talamanca",           "Latin",      0),
     _L("cni", "Asháninka",     "cni", "Arawakan",     "Pre-Andine",          "Latin",      0, est=True),
-    _L("gn", "Guarani",        "gug", "Tupian",       "Tupi-Guarani",        "Latin",      1, est=True),
-    _L("hch", "Wixarika",      "hch", "Uto-Aztecan",  "Corachol",            "Latin",      0, est=True),
-    _L("nah", "Nahuatl",       "nhe", "Uto-Aztecan",  "Aztecan",             "Latin",      1, est=True),
-    _L("oto", "Otomi",         "ote", "Otomanguean",  "Otopamean",           "Latin",      0, est=True),
-    _L("quy", "Ayacucho Quechua", "quy", "Quechuan",  "Quechuan",            "Latin",      1, est=True),
-    _L("shp", "Shipibo-Konibo", "shp", "Panoan",      "Panoan",              "Latin",      0, est=True),
-    _L("tar", "Raramuri",      "tar", "Uto-Aztecan",  "Tarahumaran",         "Latin",      0, est=True),
+    _L("gn", "Guarani",        "gug", "Tupian",       "Tupi-Guarani",        "Latin",      1),
+    _L("hch", "Wixarika",      "hch", "Uto-Aztecan",  "Corachol",            "Latin",      0),
+    _L("nah", "Nahuatl",       "nhe", "Uto-Aztecan",  "Aztecan",             "Latin",      1),
+    _L("oto", "Otomi",         "ote", "Otomanguean",  "Otopamean",           "Latin",      0),
+    _L("quy", "Ayacucho Quechua", "quy", "Quechuan",  "Quechuan",            "Latin",      1),
+    _L("shp", "Shipibo-Konibo", "shp", "Panoan",      "Panoan",              "Latin",      0),
+    _L("tar", "Raramuri",      "tar", "Uto-Aztecan",  "Tarahumaran",         "Latin",      0),
     # ---- languages found only in LASER's Tatoeba (key = LASER code) -----------------------
     _L("amh", "Amharic",       "amh", AA,             "Semitic",             "Ethiopic",   2, "amh"),
-    _L("ang", "Old English",   "ang", IE,             "Germanic",            "Latin",      1, "ang", est=True),
+    _L("ang", "Old English",   "ang", IE,             "Germanic",            "Latin",      1, "ang"),
     _L("arq", "Algerian Arabic", "arq", AA,           "Semitic",             "Arabic",     0, "arq", est=True),
     _L("arz", "Egyptian Arabic", "arz", AA,           "Semitic",             "Arabic",     3, "arz"),
     _L("ast", "Asturian",      "ast", IE,             "Romance",             "Latin",      1, "ast"),
-    _L("awa", "Awadhi",        "awa", IE,             "Indic",               "Devanagari", 0, "awa", est=True),
+    _L("awa", "Awadhi",        "awa", IE,             "Indic",               "Devanagari", 0, "awa"),
     _L("bel", "Belarusian",    "bel", IE,             "Slavic",              "Cyrillic",   3, "bel"),
-    _L("ber", "Berber",        "tzm", AA,             "Berber",              "Latin",      1, "ber", est=True),
+    _L("ber", "Berber",        "tzm", AA,             "Berber",              "Latin",      0, "ber"),
     _L("bos", "Bosnian",       "bos", IE,             "Slavic",              "Latin",      3, "bos"),
     _L("bre", "Breton",        "bre", IE,             "Celtic",              "Latin",      1, "bre"),
     _L("cat", "Catalan",       "cat", IE,             "Romance",             "Latin",      4, "cat"),
-    _L("cbk", "Chavacano",     "cbk", "Creole",       "Spanish-based creole", "Latin",     1, "cbk", est=True),
+    _L("cbk", "Chavacano",     "cbk", "Creole",       "Spanish-based creole", "Latin",     1, "cbk"),
     _L("ceb", "Cebuano",       "ceb", AN,             "Greater Central Philippine", "Latin", 3, "ceb"),
     _L("ces", "Czech",         "ces", IE,             "Slavic",              "Latin",      4, "ces"),
-    _L("cha", "Chamorro",      "cha", AN,             "Chamorro",            "Latin",      1, "cha", est=True),
-    _L("cor", "Cornish",       "cor", IE,             "Celtic",              "Latin",      1, "cor", est=True),
-    _L("csb", "Kashubian",     "csb", IE,             "Slavic",              "Latin",      1, "csb", est=True),
+    _L("cha", "Chamorro",      "cha", AN,             "Chamorro",            "Latin",      1, "cha"),
+    _L("cor", "Cornish",       "cor", IE,             "Celtic",              "Latin",      1, "cor"),
+    _L("csb", "Kashubian",     "csb", IE,             "Slavic",              "Latin",      1, "csb"),
     _L("cym", "Welsh",         "cym", IE,             "Celtic",              "Latin",      1, "cym"),
     _L("dan", "Danish",        "dan", IE,             "Germanic",            "Latin",      3, "dan"),
-    _L("dsb", "Lower Sorbian", "dsb", IE,             "Slavic",              "Latin",      1, "dsb", est=True),
+    _L("dsb", "Lower Sorbian", "dsb", IE,             "Slavic",              "Latin",      1, "dsb"),
     _L("dtp", "Kadazan Dusun", "dtp", AN,             "North Borneo",        "Latin",      0, "dtp", est=True),
     _L("epo", "Esperanto",     "epo", "Constructed",  None,                  "Latin",      1, "epo"),
     _L("fao", "Faroese",       "fao", IE,             "Germanic",            "Latin",      1, "fao"),
-    _L("fry", "Western Frisian", "fry", IE,           "Germanic",            "Latin",      1, "fry", est=True),
+    _L("fry", "Western Frisian", "fry", IE,           "Germanic",            "Latin",      1, "fry"),
     _L("gla", "Scottish Gaelic", "gla", IE,           "Celtic",              "Latin",      1, "gla"),
     _L("gle", "Irish",         "gle", IE,             "Celtic",              "Latin",      2, "gle"),
     _L("glg", "Galician",      "glg", IE,             "Romance",             "Latin",      3, "glg"),
-    _L("gsw", "Swiss German",  "gsw", IE,             "Germanic",            "Latin",      1, "gsw", est=True),
+    _L("gsw", "Swiss German",  "gsw", IE,             "Germanic",            "Latin",      1, "gsw"),
     _L("hrv", "Croatian",      "hrv", IE,             "Slavic",              "Latin",      4, "hrv"),
-    _L("hsb", "Upper Sorbian", "hsb", IE,             "Slavic",              "Latin",      1, "hsb", est=True),
+    _L("hsb", "Upper Sorbian", "hsb", IE,             "Slavic",              "Latin",      1, "hsb"),
     _L("hye", "Armenian",      "hye", IE,             "Armenian",            "Armenian",   1, "hye"),
-    _L("ido", "Ido",           "ido", "Constructed",  None,                  "Latin",      1, "ido", est=True),
-    _L("ile", "Interlingue",   "ile", "Constructed",  None,                  "Latin",      1, "ile", est=True),
+    _L("ido", "Ido",           "ido", "Constructed",  None,                  "Latin",      1, "ido"),
+    _L("ile", "Interlingue",   "ile", "Constructed",  None,                  "Latin",      1, "ile"),
     _L("ina", "Interlingua",   "ina", "Constructed",  None,                  "Latin",      1, "ina"),
     _L("isl", "Icelandic",     "isl", IE,             "Germanic",            "Latin",      2, "isl"),
     _L("kab", "Kabyle",        "kab", AA,             "Berber",              "Latin",      1, "kab"),
@@ -254,17 +258,17 @@ _ROWS: tuple[Language, ...] = (
     _L("lfn", "Lingua Franca Nova", "lfn", "Constructed", None,              "Latin",      1, "lfn", est=True),
     _L("lvs", "Latvian",       "lav", IE,             "Baltic",              "Latin",      3, "lvs"),
     _L("max", "North Moluccan Malay", "max", AN,      "Malayo-Sumbawan",     "Latin",      0, "max", est=True),
-    _L("mhr", "Eastern Mari",  "mhr", "Uralic",       "Mari",                "Cyrillic",   1, "mhr", est=True),
+    _L("mhr", "Eastern Mari",  "mhr", "Uralic",       "Mari",                "Cyrillic",   1, "mhr"),
     _L("mkd", "Macedonian",    "mkd", IE,             "Slavic",              "Cyrillic",   1, "mkd"),
     _L("mon", "Mongolian",     "khk", "Mongolic",     "Mongolic",            "Cyrillic",   1, "mon"),
-    _L("nds", "Low German",    "nds", IE,             "Germanic",            "Latin",      1, "nds", est=True),
+    _L("nds", "Low German",    "nds", IE,             "Germanic",            "Latin",      0, "nds"),
     _L("nno", "Norwegian Nynorsk", "nno", IE,         "Germanic",            "Latin",      1, "nno"),
     _L("nob", "Norwegian Bokmål", "nob", IE,          "Germanic",            "Latin",      1, "nob"),
     _L("nov", "Novial",        "nov", "Constructed",  None,                  "Latin",      1, "nov", est=True),
     _L("oci", "Occitan",       "oci", IE,             "Romance",             "Latin",      1, "oci"),
     _L("orv", "Old East Slavic", "orv", IE,           "Slavic",              "Cyrillic",   0, "orv", est=True),
-    _L("pam", "Kapampangan",   "pam", AN,             "Central Luzon",       "Latin",      1, "pam", est=True),
-    _L("pms", "Piedmontese",   "pms", IE,             "Romance",             "Latin",      1, "pms", est=True),
+    _L("pam", "Kapampangan",   "pam", AN,             "Central Luzon",       "Latin",      1, "pam"),
+    _L("pms", "Piedmontese",   "pms", IE,             "Romance",             "Latin",      1, "pms"),
     _L("slk", "Slovak",        "slk", IE,             "Slavic",              "Latin",      3, "slk"),
     _L("slv", "Slovenian",     "slv", IE,             "Slavic",              "Latin",      3, "slv"),
     _L("sqi", "Albanian",      "als", IE,             "Albanian",            "Latin",      1, "sqi"),
@@ -276,11 +280,11 @@ _ROWS: tuple[Language, ...] = (
     _L("tzl", "Talossan",      "tzl", "Constructed",  None,                  "Latin",      0, "tzl", est=True),
     _L("uig", "Uyghur",        "uig", "Turkic",       "Turkic",              "Arabic",     1, "uig"),
     _L("uzb", "Uzbek",         "uzn", "Turkic",       "Turkic",              "Latin",      3, "uzb"),
-    _L("war", "Waray",         "war", AN,             "Greater Central Philippine", "Latin", 1, "war", est=True),
-    _L("wuu", "Wu Chinese",    "wuu", ST,             "Chinese",             "Han",        1, "wuu", est=True),
+    _L("war", "Waray",         "war", AN,             "Greater Central Philippine", "Latin", 1, "war"),
+    _L("wuu", "Wu Chinese",    "wuu", ST,             "Chinese",             "Han",        1, "wuu"),
     _L("xho", "Xhosa",         "xho", NC,             "Bantoid",             "Latin",      2, "xho"),
     _L("yid", "Yiddish",       "ydd", IE,             "Germanic",            "Hebrew",     1, "yid"),
-    _L("yue", "Cantonese",     "yue", ST,             "Chinese",             "Han",        1, "yue", est=True),
+    _L("yue", "Cantonese",     "yue", ST,             "Chinese",             "Han",        1, "yue"),
 )
 # fmt: on
 
@@ -362,6 +366,58 @@ for _laser, _iso in _LASER_TO_ISO.items():
 
 XTREME_LANGUAGES: tuple[str, ...] = XTREME_TASKS["panx"]  # PAN-X covers all 40
 XNLI_LANGUAGES: tuple[str, ...] = XTREME_TASKS["xnli"]
+
+# ----------------------------------------------------------------------------------------
+# Vendored reference lists (xfer_nb/data): Joshi et al.'s classes, XLM-R's languages
+# ----------------------------------------------------------------------------------------
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+# The name of a language in Joshi et al.'s lang2tax.txt where it is not our name in lower
+# case. Languages with an estimated class have none.
+JOSHI_NAMES: dict[str, str] = {
+    "zh": "mandarin", "ht": "haitian", "quy": "quechua", "hch": "huichol", "oto": "otomí",
+    "tar": "tarahumara", "ang": "anglo-saxon", "fry": "west frisian", "gsw": "alemannic",
+    "mhr": "meadow mari", "nob": "norwegian (bokmål)", "nno": "norwegian (nynorsk)", "wuu": "wu",
+}
+
+# The name in XLM-R's list where it is not our name.
+XLMR_NAMES: dict[str, str] = {"zh": "Chinese (Simplified)", "tl": "Filipino", "nob": "Norwegian"}
+
+
+@functools.lru_cache(maxsize=None)
+def published_joshi() -> dict[str, int]:
+    """lang2tax.txt name -> Joshi class, read from the vendored list."""
+    out: dict[str, int] = {}
+    for line in (DATA_DIR / "joshi2020_lang2tax.tsv").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, cls, _code = line.split("\t")
+        out[name] = int(cls)
+    return out
+
+
+def joshi_name(code: str) -> str | None:
+    """The language's name in Joshi et al.'s list, or None where its class is estimated."""
+    row = info(code)
+    if row.joshi_estimated:
+        return None
+    return JOSHI_NAMES.get(row.code, row.name.lower())
+
+
+@functools.lru_cache(maxsize=None)
+def xlmr_languages() -> tuple[str, ...]:
+    """XLM-R's 100 pretraining languages (CC-100), as named in fairseq's XLM-R README."""
+    text = (DATA_DIR / "xlmr_cc100_languages.txt").read_text(encoding="utf-8")
+    return tuple(l.strip() for l in text.splitlines() if l.strip() and not l.startswith("#"))
+
+
+def in_pretraining(code: str) -> bool:
+    """Whether XLM-R was pretrained on the language (its CC-100 list). KeyError for a code
+    outside the table."""
+    row = info(code)
+    return XLMR_NAMES.get(row.code, row.name) in set(xlmr_languages())
+
 
 
 def normalize(code: str) -> str:

@@ -11,12 +11,16 @@ intermediate_languages, model_name_or_path, tier, distance``) or the output of
 ``xfer_nb.stats.paired_gains`` (the same columns plus ``baseline`` and ``gain``).
 Column names that matter are parameters.
 
-Aggregation: a point or bar is the mean over (seed, language) units, each unit first
-averaged over what else the point pools (target tasks, ...); its band or error bar is the
-Student-t 95% interval over those units (``stats.mean_ci``), the same unit as the
-significance tables. With the 2–3 seeds a study can afford, an interval over seeds alone
-(t with 1–2 degrees of freedom) is too wide to read. Where a task reports several
-metrics, only its primary metric is used (``primary_metric``).
+Aggregation: a point, bar or cell is the mean gain over seeds and languages; its interval
+is the seed-level 95% interval of ``stats.seed_level`` (seed as the unit, languages as a
+crossed random effect), the same as the significance table's, and "n = S×L" on it gives the
+seeds and languages behind it. With 2-3 seeds those intervals are wide: that is what the
+data support. The study figures (``plot_task_gains``, ``plot_size_curve``,
+``plot_language_sets``, ``plot_distance``) show zero-shot languages only (English and
+languages seen in the intermediate data are left out, or drawn in their own panel), put
+each target task in its own panel on its own scale, and return ``(figure, caption)``: the
+caption says what is plotted over which units. Where a task reports several metrics, only
+its primary metric is used (``primary_metric``).
 """
 from __future__ import annotations
 
@@ -79,24 +83,6 @@ def _tiers_present(df: pd.DataFrame, tier_col: str) -> list[str]:
     return [t for t in TIERS if t in present] + sorted(present - set(TIERS))
 
 
-CI_UNITS: tuple[str, ...] = ("seed", "language")
-CI_TEXT = "95% CI over seed × language"
-
-
-def _unit_ci(df: pd.DataFrame, keys: Sequence[str], y: str, units: Sequence[str] = CI_UNITS) -> pd.DataFrame:
-    """Per group of `keys`: the mean of per-unit means (units: the `units` columns present)
-    with a Student-t 95% interval over the units."""
-    keys = list(keys)
-    units = [u for u in units if u in df.columns and u not in keys]
-    per_unit = df.groupby(keys + units, dropna=False)[y].mean().reset_index() if units else df[keys + [y]]
-    rows = []
-    for key, g in per_unit.groupby(keys, dropna=False, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        m, lo, hi = stats.mean_ci(g[y])
-        rows.append({**dict(zip(keys, key)), "mean": m, "low": lo, "high": hi, "n_units": len(g)})
-    return pd.DataFrame(rows, columns=keys + ["mean", "low", "high", "n_units"])
-
-
 def _size_label(n: float) -> str:
     """250 -> "250", 1000 -> "1k", 16000 -> "16k", 1500000 -> "1.5M"."""
     for div, suffix in ((1e6, "M"), (1e3, "k")):
@@ -125,34 +111,6 @@ def _default_language_set(df: pd.DataFrame, set_col: str, language_set) -> pd.Da
     return df[df[set_col].isin(wanted) | _is_baseline(df)]
 
 
-MIN_UNITS_IN_VIEW = 4  # a t interval over 2-3 units (t = 12.7 / 4.3) may run past the axes
-
-
-def _fit_ylim(ax, aggs: Sequence[pd.DataFrame], with_zero: bool) -> bool:
-    """Fit the y range to every mean and to the intervals of at least MIN_UNITS_IN_VIEW
-    units, so that one language with two seeds does not flatten every other curve.
-    Returns whether some interval runs past the range."""
-    a = pd.concat([g for g in aggs if g is not None and len(g)], ignore_index=True) if aggs else pd.DataFrame()
-    if a.empty:
-        return False
-    wide = a["n_units"] >= MIN_UNITS_IN_VIEW
-    vals = pd.concat([a["mean"], a.loc[wide, "low"], a.loc[wide, "high"]]).dropna()
-    if with_zero:
-        vals = pd.concat([vals, pd.Series([0.0])])
-    lo, hi = float(vals.min()), float(vals.max())
-    pad = max(0.08 * (hi - lo), 0.5)
-    lo, hi = lo - pad, hi + pad
-    ax.set_ylim(lo, hi)
-    return bool(((a["low"] < lo) | (a["high"] > hi)).any())
-
-
-def _note_clipped(ax, aggs: Sequence[pd.DataFrame], with_zero: bool) -> None:
-    """_fit_ylim, and a note in the corner when an interval runs past the range."""
-    if _fit_ylim(ax, aggs, with_zero):
-        ax.annotate(f"intervals of fewer than {MIN_UNITS_IN_VIEW} units run past the edge", (0.01, 0.01),
-                    xycoords="axes fraction", fontsize=7, color="dimgrey")
-
-
 def _set_order(df: pd.DataFrame, set_col: str, langs_col: str = "intermediate_languages") -> list[str]:
     """Language sets from the smallest (fewest languages) to the largest, then by name."""
     names = sorted(set(df[set_col].astype(str)))
@@ -177,159 +135,206 @@ def _tier_legend(ax, tiers: Sequence[str], title: str = TIER_LEGEND_TITLE, **kw)
 
 
 # ------------------------------------------------------------------------------------
+# seed-level cells and in-task pairs
+# ------------------------------------------------------------------------------------
+
+# Intermediate-task names that are the target task's own task (or its training data).
+IN_TASK: dict[str, tuple[str, ...]] = {
+    "xnli": ("xnli", "nli", "mnli", "multinli", "anli", "xnli-extension"),
+    "udpos": ("udpos", "pos", "ud", "udpos-en"),
+    "panx": ("panx", "ner", "wikiann"),
+    "pawsx": ("pawsx", "paws"),
+    "xquad": ("squad", "xquad"), "mlqa": ("squad", "mlqa"), "tydiqa": ("tydiqa", "squad"),
+}
+
+
+def in_task(intermediate: str, target: str) -> bool:
+    """Whether an intermediate task is the target task itself (e.g. NLI -> XNLI, pos -> udpos)."""
+    return str(intermediate).lower() in IN_TASK.get(str(target).lower(), (str(target).lower(),))
+
+
+def zero_shot(df: pd.DataFrame, language_col: str = "language", seen_col: str = "seen") -> pd.DataFrame:
+    """Rows of languages other than English that the intermediate data did not contain."""
+    mask = df[language_col] != "en"
+    if seen_col in df.columns:
+        mask &= ~df[seen_col].astype(bool)
+    return df[mask]
+
+
+def seed_cells(df: pd.DataFrame, keys: Sequence[str], y: str = "gain") -> pd.DataFrame:
+    """Per group of `keys`: mean, seed-level 95% interval, seeds and languages."""
+    rows = []
+    for key, g in df.groupby(list(keys), dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        r = stats.seed_level(g, value=y, item=("task", "language"))
+        mean = float(g.groupby("seed")[y].mean().mean()) if len(g) else np.nan
+        rows.append({**dict(zip(keys, key)), "mean": r["estimate"] if r["n_seeds"] else mean,
+                     "low": r["ci_low"], "high": r["ci_high"], "n_seeds": int(r["n_seeds"] or g["seed"].nunique()),
+                     "n_languages": int(r["n_languages"] or g["language"].nunique())})
+    return pd.DataFrame(rows, columns=list(keys) + ["mean", "low", "high", "n_seeds", "n_languages"])
+
+
+def _labelled(ax) -> bool:
+    return any(l.get_label() and not l.get_label().startswith("_") for l in ax.get_lines())
+
+
+def _n(r) -> str:
+    return f"n={int(r['n_seeds'])}×{int(r['n_languages'])}"
+
+
+CI_TEXT = "95% CI with the seed as the unit"
+
+
+# ------------------------------------------------------------------------------------
 # 1. gain per intermediate task x target task
 # ------------------------------------------------------------------------------------
 
-def plot_task_gains(gains: pd.DataFrame, row: str = "intermediate_task", col: str = "task",
-                    y: str = "gain", tier_col: str = "tier", size_col: str = "intermediate_size",
-                    set_col: str = "language_set", size: int | None = None,
-                    language_set: str | None = None, kind: str = "heatmap", unit: str = "points",
-                    where: Mapping | None = None) -> Figure:
-    """Mean gain per (intermediate task, target task), one panel per resource tier.
-
-    kind="heatmap": annotated heatmaps (rows intermediate tasks, columns target tasks),
-    one per tier, on one diverging colour scale centred at 0; the panel titles name the
-    tiers. kind="bars": one panel per intermediate task, bars per target task coloured by
-    tier (legend), each bar annotated with its value and a t-interval over seed × language.
-    Size: `size`, else each intermediate task's largest size. Language set:
-    `language_set`, else "en" when several sets are present."""
-    d = primary_metric(_filter(gains, where))
-    d = _default_language_set(d, set_col, language_set)
+def plot_task_gains(gains: pd.DataFrame, row: str = "intermediate_task", col: str = "task", y: str = "gain",
+                    tier_col: str = "tier", size_col: str = "intermediate_size", set_col: str = "language_set",
+                    english_set: str | None = None, size: int | None = None, unit: str = "points",
+                    where: Mapping | None = None) -> tuple[Figure, str]:
+    """Heatmaps of the mean zero-shot gain per (intermediate task, target task), one panel per
+    resource tier, each cell annotated with its seed-level 95% interval and n = seeds×languages;
+    in-task cells (e.g. NLI -> XNLI) are outlined and starred. Size: `size`, else each
+    intermediate task's largest size (named in the title). Language set: `english_set`, else
+    "en" when several sets are present."""
+    d = zero_shot(primary_metric(_filter(gains, where)))
+    d = _default_language_set(d, set_col, english_set)
     if size is not None:
         d = d[d[size_col] == size]
-    elif size_col in d.columns:
+    elif size_col in d.columns and len(d):
         d = d[d[size_col] == d.groupby(row)[size_col].transform("max")]
     if d.empty:
-        raise ValueError("plot_task_gains: no rows left after filtering")
+        raise ValueError("plot_task_gains: no zero-shot rows left after filtering")
+    d = d.assign(**{row: d[row].astype(str), col: d[col].astype(str)})
     tiers = _tiers_present(d, tier_col)
-    rows_ = sorted(d[row].astype(str).unique())
-    cols_ = sorted(d[col].astype(str).unique())
-    agg = _unit_ci(d.assign(**{row: d[row].astype(str), col: d[col].astype(str)}),
-                   [tier_col, row, col], y)
-    what = "gain over baseline" if y == "gain" else "score"
-    if kind == "heatmap":
-        lim = float(np.nanmax(np.abs(agg["mean"]))) or 1.0
-        fig = Figure(figsize=(1.0 + 1.1 * len(cols_) * len(tiers) + 1.2, max(3.0, 1.8 + 0.55 * len(rows_))),
-                     layout="constrained")
-        axes = fig.subplots(1, len(tiers), sharey=True, squeeze=False)[0]
-        for i, (ax, t) in enumerate(zip(axes, tiers)):
-            mat = agg[agg[tier_col] == t].pivot(index=row, columns=col, values="mean") \
-                .reindex(index=rows_, columns=cols_)
-            with warnings.catch_warnings():  # seaborn 0.13 calls a deprecated cmap.set_bad
-                warnings.simplefilter("ignore", PendingDeprecationWarning)
-                sns.heatmap(mat, ax=ax, cmap="vlag", center=0.0, vmin=-lim, vmax=lim, annot=True,
-                            fmt=".1f", annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
-                            cbar=i == len(tiers) - 1,
-                            cbar_kws={"label": f"{what} ({unit})"} if i == len(tiers) - 1 else None)
-            ax.set_title(f"{TIER_LABELS.get(t, t)} languages", color=TIER_COLORS.get(t, "black"))
-            ax.set_xlabel("target task")
-            ax.set_ylabel("intermediate task" if i == 0 else "")
-            ax.tick_params(axis="x", labelrotation=45)
-            ax.tick_params(axis="y", labelrotation=0)
-        fig.suptitle(f"Mean {what} ({unit}) by intermediate and target task, per resource tier")
-        return fig
-    if kind != "bars":
-        raise ValueError(f"kind must be 'heatmap' or 'bars', got {kind!r}")
-    fig = Figure(figsize=(max(6.0, 0.9 * len(cols_) * len(tiers) + 2), 2.6 * len(rows_) + 0.8),
+    rows_, cols_ = sorted(d[row].unique()), sorted(d[col].unique())
+    agg = seed_cells(d, [tier_col, row, col], y)
+    lim = float(np.nanmax(np.abs(agg["mean"]))) if len(agg) else 1.0
+    lim = lim if np.isfinite(lim) and lim > 0 else 1.0
+    fig = Figure(figsize=(1.2 + 1.9 * len(cols_) * len(tiers) + 1.2, max(3.2, 1.9 + 0.9 * len(rows_))),
                  layout="constrained")
-    axes = fig.subplots(len(rows_), 1, sharex=True, squeeze=False)[:, 0]
-    width = 0.8 / len(tiers)
-    x = np.arange(len(cols_))
-    for ax, r in zip(axes, rows_):
-        for j, t in enumerate(tiers):
-            a = agg[(agg[row] == r) & (agg[tier_col] == t)].set_index(col).reindex(cols_)
-            xs = x - 0.4 + width * (j + 0.5)
-            err = np.vstack([a["mean"] - a["low"], a["high"] - a["mean"]])
-            bars = ax.bar(xs, a["mean"], width, color=TIER_COLORS.get(t, "grey"),
-                          yerr=np.where(np.isnan(err), 0, err), capsize=2)
-            ax.bar_label(bars, labels=[("" if np.isnan(v) else f"{v:.1f}") for v in a["mean"]],
-                         fontsize=7, padding=2)
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_title(f"intermediate task: {r}")
-        ax.set_ylabel(f"{what} ({unit})")
-    axes[-1].set_xticks(x, cols_, rotation=45)
-    axes[-1].set_xlabel("target task")
-    _tier_legend(axes[0], tiers, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(f"Mean {what} ({unit}) by intermediate and target task")
-    return fig
+    axes = fig.subplots(1, len(tiers), sharey=True, squeeze=False)[0]
+    from matplotlib.patches import Rectangle
+    for i, (ax, t) in enumerate(zip(axes, tiers)):
+        a = agg[agg[tier_col] == t]
+        mat = a.pivot(index=row, columns=col, values="mean").reindex(index=rows_, columns=cols_)
+        labels = mat.copy().astype(object)
+        for _, r in a.iterrows():
+            ci = "" if not np.isfinite(r["low"]) else f"\n[{r['low']:+.1f}, {r['high']:+.1f}]"
+            labels.loc[r[row], r[col]] = (f"{r['mean']:+.1f}{'*' if in_task(r[row], r[col]) else ''}{ci}\n{_n(r)}")
+        labels = labels.where(mat.notna(), "")
+        with warnings.catch_warnings():  # seaborn 0.13 calls a deprecated cmap.set_bad
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(mat, ax=ax, cmap="vlag", center=0.0, vmin=-lim, vmax=lim, annot=labels.to_numpy(), fmt="",
+                        annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white", cbar=i == len(tiers) - 1,
+                        cbar_kws={"label": f"mean zero-shot gain ({unit})"} if i == len(tiers) - 1 else None)
+        for ri, rn in enumerate(rows_):
+            for ci_, cn in enumerate(cols_):
+                if in_task(rn, cn) and pd.notna(mat.loc[rn, cn]):
+                    ax.add_patch(Rectangle((ci_, ri), 1, 1, fill=False, edgecolor="black", linewidth=1.6))
+        ax.set_title(f"{TIER_LABELS.get(t, t)} languages", color=TIER_COLORS.get(t, "black"))
+        ax.set_xlabel("target task")
+        ax.set_ylabel("intermediate task" if i == 0 else "")
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="y", labelrotation=0)
+    sizes = d.groupby(row)[size_col].max() if size_col in d.columns else pd.Series(dtype=float)
+    size_txt = (f"{int(size):,} intermediate examples" if size is not None else
+                "largest size: " + ", ".join(f"{k} {int(v):,}" for k, v in sizes.items()))
+    fig.suptitle(f"Zero-shot gain over the baseline ({unit}) by intermediate and target task, at {size_txt}")
+    if any(in_task(r, c) for r in rows_ for c in cols_):
+        fig.text(0.01, 0.005, "* framed: in-task pair (the intermediate task is the target task)", fontsize=7)
+    caption = (f"Each cell: mean gain over the no-intermediate baseline ({unit} of the target task's primary metric) "
+               f"on zero-shot languages (English and languages seen in the intermediate data excluded) of one tier; "
+               f"in brackets the {CI_TEXT}; n = seeds × languages. * and a black frame: in-task pairs (the intermediate "
+               f"task is the target task), expected to help. Intermediate data: {size_txt}.")
+    return fig, caption
 
 
 # ------------------------------------------------------------------------------------
-# 2. score or gain vs intermediate size
+# 2. gain vs intermediate size, one panel per target task
 # ------------------------------------------------------------------------------------
 
-def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_size",
-                    hue: str = "tier", col: str | None = None, set_col: str = "language_set",
-                    language_set: str | None = None, unit: str = "points",
-                    where: Mapping | None = None, title_note: str = "") -> Figure:
-    """Score or gain against the number of intermediate examples (log x axis), one line
-    per resource tier with a 95% t band over seed × language; `col` makes one panel per value (e.g.
-    "task"). With y="value" (the tidy table), size-0 rows are the no-intermediate baseline
-    and are drawn as dashed horizontal lines. `title_note` is appended to the title."""
-    d = primary_metric(_filter(data, where))
-    d = _default_language_set(d, set_col, language_set)
-    panels = sorted(d[col].astype(str).unique()) if col else [None]
-    fig = Figure(figsize=(4.2 * len(panels) + 1.8, 3.8), layout="constrained")
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_size", hue: str = "tier",
+                    col: str = "task", size_task: str | None = None, english: bool = True, unit: str = "points",
+                    where: Mapping | None = None) -> tuple[Figure, str]:
+    """Mean zero-shot gain against the number of intermediate examples (log axis), one panel
+    per target task on its own scale, one colour per tier: the per-size means with their
+    seed-level 95% intervals and n, and the line fitted from per-seed slopes (mean over seeds
+    of each seed's least-squares fit on log2 size), so a shape that is not log-linear shows."""
+    d = zero_shot(primary_metric(_filter(data, where)))
+    d = d[pd.to_numeric(d[x], errors="coerce") > 0]
+    if d.empty:
+        raise ValueError("plot_size_curve: no zero-shot rows with a positive size")
+    panels = sorted(d[col].astype(str).unique())
+    fig = Figure(figsize=(4.3 * len(panels) + 1.8, 3.9), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     tiers = _tiers_present(d, hue)
-    drawn = []
+    offsets = {t: 1.0 + 0.09 * (i - (len(tiers) - 1) / 2) for i, t in enumerate(tiers)}
     for ax, p in zip(axes, panels):
-        dp = d if p is None else d[d[col].astype(str) == p]
-        sizes = pd.to_numeric(dp[x], errors="coerce")
-        pos, base = dp[sizes > 0], dp[sizes == 0]
-        agg = _unit_ci(pos, [hue, x], y)
-        bagg = _unit_ci(base, [hue], y) if len(base) else None
-        drawn += [agg] + ([bagg] if bagg is not None else [])
+        dp = d[d[col].astype(str) == p]
+        agg = seed_cells(dp, [hue, x], y)
         for t in tiers:
             a = agg[agg[hue] == t].sort_values(x)
+            if not len(a):
+                continue
             c = TIER_COLORS.get(t, "grey")
-            if len(a):
-                ax.plot(a[x], a["mean"], marker="o", color=c, label=TIER_LABELS.get(t, t))
-                ok = a["low"].notna()
-                ax.fill_between(a[x][ok], a["low"][ok], a["high"][ok], color=c, alpha=0.2,
-                                linewidth=0)
-            if bagg is not None and (bagg[hue] == t).any():
-                ax.axhline(float(bagg.loc[bagg[hue] == t, "mean"].iloc[0]), color=c,
-                           linestyle="--", linewidth=1)
-        if y == "gain":
-            ax.axhline(0, color="black", linewidth=0.8)
+            xs = a[x].astype(float) * offsets[t]
+            err = np.vstack([a["mean"] - a["low"], a["high"] - a["mean"]])
+            ax.errorbar(xs, a["mean"], yerr=np.where(np.isfinite(err), err, 0), fmt="o", color=c, capsize=3)
+            for xx, (_, r) in zip(xs, a.iterrows()):
+                ax.annotate(_n(r), (xx, r["mean"]), fontsize=6, xytext=(4, 0), textcoords="offset points", color=c,
+                            va="center")
+            per_seed = dp[dp[hue] == t].groupby(["seed", x])[y].mean().reset_index()
+            fits = []
+            for _, sg in per_seed.groupby("seed"):
+                if sg[x].nunique() >= 2:
+                    fits.append(np.polyfit(np.log2(sg[x].astype(float)), sg[y].astype(float), 1))
+            if fits:
+                slope, intercept = np.mean(fits, axis=0)
+                grid_x = np.geomspace(float(a[x].min()), float(a[x].max()), 20)
+                ax.plot(grid_x, intercept + slope * np.log2(grid_x), color=c, linewidth=1.2,
+                        label=f"{t}: {slope:+.2f} per doubling")
+        ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xscale("log")
-        ticks = sorted(set(pd.to_numeric(pos[x], errors="coerce").dropna()))
-        if ticks:
-            ax.set_xticks(ticks, [_size_label(v) for v in ticks])
-            ax.minorticks_off()
+        ticks = sorted(set(dp[x].astype(float)))
+        ax.set_xticks(ticks, [_size_label(v) for v in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("intermediate examples (log scale)")
-        ax.set_title(f"{col}: {p}" if p is not None else "all target tasks")
-    _note_clipped(axes[0], drawn, with_zero=y == "gain")
-    axes[0].set_ylabel(_y_label(y, unit))
-    handles, labels = axes[0].get_legend_handles_labels()
-    if y != "gain" and (pd.to_numeric(d[x], errors="coerce") == 0).any():
-        from matplotlib.lines import Line2D
-        handles.append(Line2D([], [], color="grey", linestyle="--"))
-        labels.append("no intermediate task (baseline)")
-    axes[-1].legend(handles, labels, title=TIER_LEGEND_TITLE, loc="upper left",
-                    bbox_to_anchor=(1.01, 1.0))
-    what = "Gain over baseline" if y == "gain" else "Score"
-    fig.suptitle(f"{what} vs. intermediate-task data size, by resource tier ({CI_TEXT}){title_note}")
-    return fig
+        metric = dp["metric"].iloc[0] if "metric" in dp.columns else ""
+        ax.set_ylabel(f"zero-shot gain ({unit} of {metric})" if metric else _y_label(y, unit))
+        ax.set_title(f"target task: {p}")
+        if _labelled(ax):
+            ax.legend(title="fitted line", fontsize="x-small", title_fontsize="x-small", loc="upper left")
+    from matplotlib.patches import Patch
+    fig.legend(handles=[Patch(facecolor=TIER_COLORS.get(t, "grey"), label=TIER_LABELS.get(t, t)) for t in tiers],
+               title=TIER_LEGEND_TITLE, loc="outside right upper", fontsize="small")
+    what = f"{'English ' if english else ''}{size_task} data" if size_task else "intermediate data"
+    fig.suptitle(f"Zero-shot gain vs. size of the {what}, per target task and resource tier")
+    caption = (f"Points: mean gain over the baseline ({unit} of each task's primary metric) on zero-shot languages "
+               f"(English and seen languages excluded) at each size of the {what}, with the {CI_TEXT} and n = seeds × "
+               f"languages; points of different tiers are nudged sideways to stay apart. Lines: the mean over seeds of "
+               f"each seed's least-squares line of gain on log2 size (its slope is the gain per doubling).")
+    return fig, caption
 
 
 # ------------------------------------------------------------------------------------
-# 3. gain per language set, seen vs unseen
+# 3. gain per language set, seen vs unseen, per target task
 # ------------------------------------------------------------------------------------
 
-def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "language_set",
-                       seen_col: str = "seen", tier_col: str = "tier",
-                       size_col: str = "intermediate_size", size: int | None = None,
+def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "language_set", seen_col: str = "seen",
+                       tier_col: str = "tier", size_col: str = "intermediate_size", size: int | None = None,
                        order: Sequence[str] | None = None, unit: str = "points",
-                       where: Mapping | None = None) -> Figure:
-    """Mean gain per intermediate language set at one size, bars per tier, in two panels:
-    evaluation languages seen in the intermediate data and unseen ones. Error bars: 95% t
-    interval over seed × language. Size: `size`, else the largest size every language set has."""
+                       where: Mapping | None = None) -> tuple[Figure, str]:
+    """Mean gain per intermediate language set at one size, bars per tier with seed-level 95%
+    intervals and n: one row of panels per target task, columns languages seen in the
+    intermediate data and unseen ones (English left out of both). Size: `size`, else the
+    largest size every language set has."""
     d = primary_metric(_filter(gains, where))
     if seen_col not in d.columns:
         from .languages import annotate
         d = annotate(d)
+    d = d[d["language"] != "en"]
     if size is None and size_col in d.columns:
         common = set.intersection(*(set(g[size_col]) for _, g in d.groupby(set_col)))
         if not common:
@@ -339,79 +344,102 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
         d = d[d[size_col] == size]
     sets = list(order) if order else _set_order(d, set_col)
     tiers = _tiers_present(d, tier_col)
-    fig = Figure(figsize=(max(7.0, 1.4 * len(sets) * 2 + 2.5), 4.0), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True, squeeze=False)[0]
+    tasks = sorted(d["task"].astype(str).unique())
+    fig = Figure(figsize=(max(7.0, 1.3 * len(sets) * 2 + 2.5), 2.9 * len(tasks) + 0.8), layout="constrained")
+    axes = fig.subplots(len(tasks), 2, squeeze=False)
     width = 0.8 / max(1, len(tiers))
     x = np.arange(len(sets))
-    seen = d[seen_col].astype(bool)
-    drawn = []
-    for ax, flag, name in ((axes[0], True, "seen in the intermediate data"),
-                           (axes[1], False, "unseen in the intermediate data")):
-        agg = _unit_ci(d[seen == flag].assign(**{set_col: d[set_col].astype(str)}),
-                       [set_col, tier_col], y)
-        drawn.append(agg)
-        for j, t in enumerate(tiers):
-            a = agg[agg[tier_col] == t].set_index(set_col).reindex(sets)
-            err = np.vstack([a["mean"] - a["low"], a["high"] - a["mean"]])
-            ax.bar(x - 0.4 + width * (j + 0.5), a["mean"], width, color=TIER_COLORS.get(t, "grey"),
-                   yerr=np.where(np.isnan(err), 0, err), capsize=3)
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(x, sets, rotation=30)
+    for ti, task in enumerate(tasks):
+        dt = d[d["task"].astype(str) == task]
+        seen = dt[seen_col].astype(bool)
+        for ax, flag, name in ((axes[ti, 0], True, "seen in the intermediate data"),
+                               (axes[ti, 1], False, "unseen (zero-shot)")):
+            agg = seed_cells(dt[seen == flag].assign(**{set_col: dt[set_col].astype(str)}), [set_col, tier_col], y)
+            for j, t in enumerate(tiers):
+                a = agg[agg[tier_col] == t].set_index(set_col).reindex(sets)
+                err = np.vstack([a["mean"] - a["low"], a["high"] - a["mean"]])
+                xs = x - 0.4 + width * (j + 0.5)
+                ax.bar(xs, a["mean"], width, color=TIER_COLORS.get(t, "grey"),
+                       yerr=np.where(np.isfinite(err), err, 0), capsize=3)
+                for xx, (_, r) in zip(xs, a.iterrows()):
+                    if np.isfinite(r["mean"]):
+                        ax.annotate(f"n={int(r['n_seeds'])}×{int(r['n_languages'])}", (xx, 0), fontsize=6,
+                                    ha="center", va="top", xytext=(0, -2), textcoords="offset points", rotation=90)
+            ax.axhline(0, color="black", linewidth=0.8)
+            ax.set_xticks(x, sets, rotation=20)
+            n_lang = dt.loc[seen == flag, "language"].nunique()
+            ax.set_title(f"{task}: {name} ({n_lang} languages)", fontsize=10)
+            ax.set_ylabel(f"gain ({unit})")
+        axes[ti, 0].sharey(axes[ti, 1])
+    for ax in axes[-1]:
         ax.set_xlabel("intermediate language set")
-        n_lang = d.loc[seen == flag, "language"].nunique() if "language" in d else 0
-        ax.set_title(f"{name} ({n_lang} languages)")
-    _note_clipped(axes[0], drawn, with_zero=True)
-    axes[0].set_ylabel(_y_label(y, unit))
-    _tier_legend(axes[1], tiers, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _tier_legend(axes[0, 1], tiers, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     size_txt = f"{int(size):,} intermediate examples" if size is not None else "all sizes"
-    fig.suptitle(f"Gain over baseline per intermediate language set at {size_txt} "
-                 f"({CI_TEXT})")
-    return fig
+    fig.suptitle(f"Gain over the baseline per intermediate language set at {size_txt}")
+    caption = (f"Bars: mean gain over the baseline ({unit} of each task's primary metric) per intermediate language set "
+               f"at {size_txt}, per resource tier, on languages the set contains (left) and zero-shot languages it does "
+               f"not (right); English is in neither. Error bars: {CI_TEXT}; n = seeds × languages under each bar.")
+    return fig, caption
 
 
 # ------------------------------------------------------------------------------------
-# 4. gain vs typological distance
+# 4. gain vs typological distance, per target task
 # ------------------------------------------------------------------------------------
 
-def plot_distance(gains: pd.DataFrame, x: str = "distance", y: str = "gain",
-                  hue: str = "tier", language_col: str = "language", set_col: str = "language_set",
-                  annotate: bool = True, unit: str = "points",
-                  x_label: str = "URIEL typological distance to the intermediate languages (0–1)",
-                  where: Mapping | None = None) -> Figure:
-    """Per-language mean gain (over seeds and target tasks) against the language's URIEL
-    distance to the intermediate language set, coloured by tier, with one least-squares
-    line and its 95% band over all points. One point per (language, language set)."""
+SET_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def plot_distance(gains: pd.DataFrame, x: str = "distance", y: str = "gain", hue: str = "tier",
+                  language_col: str = "language", set_col: str = "language_set", annotate: bool = True,
+                  unit: str = "points",
+                  x_label: str = "URIEL distance to the nearest intermediate language (0–1)",
+                  where: Mapping | None = None) -> tuple[Figure, str]:
+    """Per-(language, language set) mean zero-shot gain against the language's URIEL distance
+    to the set, one panel per target task, colour = tier, marker = language set, with a
+    least-squares line over the points."""
     d = primary_metric(_filter(gains, where))
     if x not in d.columns or hue not in d.columns:
-        from .languages import annotate
-        d = annotate(d)
-    d = d[d[x].notna()]
+        from .languages import annotate as _annotate
+        d = _annotate(d)
+    d = zero_shot(d[d[x].notna()])
+    if d.empty:
+        raise ValueError("plot_distance: no zero-shot rows with a distance")
+    tasks = sorted(d["task"].astype(str).unique())
+    sets = sorted(d[set_col].astype(str).unique()) if set_col in d.columns else ["all"]
+    markers = {s: SET_MARKERS[i % len(SET_MARKERS)] for i, s in enumerate(sets)}
+    fig = Figure(figsize=(4.6 * len(tasks) + 2.2, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     keys = [language_col, hue, x] + ([set_col] if set_col in d.columns else [])
-    pts = d.groupby(keys, dropna=False)[y].mean().reset_index()
-    tiers = _tiers_present(pts, hue)
-    fig = Figure(figsize=(8.5, 4.8), layout="constrained")
-    ax = fig.subplots()
-    if len(pts) >= 2 and pts[x].nunique() >= 2:
-        from scipy import stats as st
-        fit = st.linregress(pts[x].astype(float), pts[y].astype(float))
-        sns.regplot(data=pts, x=x, y=y, ax=ax, scatter=False, color="black", ci=95,
-                    line_kws={"linewidth": 1.2})
-        ax.get_lines()[-1].set_label(f"least-squares fit ± 95% CI\n(slope {fit.slope:.1f} {unit} "
-                                     "per unit distance)")
-    for t in tiers:
-        a = pts[pts[hue] == t]
-        ax.scatter(a[x], a[y], color=TIER_COLORS.get(t, "grey"), label=TIER_LABELS.get(t, t),
-                   s=28, alpha=0.85, edgecolor="white", linewidth=0.5)
-    if annotate:
+    for ax, task in zip(axes, tasks):
+        pts = d[d["task"].astype(str) == task].groupby(keys, dropna=False)[y].mean().reset_index()
+        if len(pts) >= 2 and pts[x].nunique() >= 2:
+            slope, intercept = np.polyfit(pts[x].astype(float), pts[y].astype(float), 1)
+            xs = np.linspace(float(pts[x].min()), float(pts[x].max()), 10)
+            ax.plot(xs, intercept + slope * xs, color="black", linewidth=1.0,
+                    label=f"least squares ({slope / 10:+.2f} {unit} per 0.1)")
         for _, r in pts.iterrows():
-            ax.annotate(str(r[language_col]), (r[x], r[y]), fontsize=7, xytext=(3, 2),
-                        textcoords="offset points")
-    ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(_y_label(y, unit))
-    ax.legend(title=TIER_LEGEND_TITLE, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title("Gain per evaluation language vs. distance to the intermediate languages")
-    return fig
+            ax.scatter(r[x], r[y], color=TIER_COLORS.get(r[hue], "grey"), marker=markers.get(str(r.get(set_col)), "o"),
+                       s=30, edgecolor="white", linewidth=0.5)
+            if annotate:
+                ax.annotate(str(r[language_col]), (r[x], r[y]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(_y_label(y, unit))
+        ax.set_title(f"target task: {task}")
+        if _labelled(ax):
+            ax.legend(fontsize="x-small", loc="lower left")
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], linestyle="", marker="o", color=TIER_COLORS.get(t, "grey"), label=TIER_LABELS.get(t, t))
+               for t in _tiers_present(d, hue)]
+    handles += [Line2D([], [], linestyle="", marker=markers[s], color="dimgrey", label=f"set {s}") for s in sets]
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small", title="tier / language set")
+    fig.suptitle("Zero-shot gain per evaluation language vs. distance to the intermediate languages")
+    caption = ("Each point: one (evaluation language, intermediate language set), its gain over the baseline averaged "
+               f"over seeds and intermediate sizes ({unit} of the task's primary metric), zero-shot languages only; colour is the language's "
+               "tier, the marker its language set. The line is a least-squares fit over the points, descriptive only: "
+               "the significance table's distance rows test the slope with the seed as the unit and a fixed effect per "
+               "language.")
+    return fig, caption
 
 
 # ------------------------------------------------------------------------------------

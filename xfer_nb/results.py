@@ -2,8 +2,15 @@
 
 Each row is one metric of one target run in one language, carrying every axis value
 (walked up from the target run through its intermediate and prepare runs), the
-language's resource tier, whether it was seen in the intermediate data, and its URIEL
-distance to the intermediate language set.
+language's resource tier, whether it was seen in the intermediate data, its URIEL
+distance to the intermediate language set, and whether XLM-R was pretrained on it
+(``in_pretraining``).
+
+Held-out validation rows (``split == "validation"`` in a run's metrics.jsonl: the task's
+score, ``learned`` 1/0 and ``learning_threshold``) are not evaluation rows: they become
+run-level columns, ``target_validation``/``target_learned`` for the target run and
+``intermediate_validation``/``intermediate_learned`` for its intermediate run (None where
+a run has no such rows: older runs, retrieval tasks, the baseline's missing intermediate).
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ def run_axes(root: Path, target_cfg: dict) -> dict:
             "intermediate_task": NO_INTERMEDIATE, "intermediate_size": 0, "language_set": NO_INTERMEDIATE,
             "intermediate_languages": ""}
     inter_id = target_cfg.get("upstream", {}).get("intermediate")
+    axes["intermediate_run"] = inter_id or ""
     if inter_id:
         inter = _config(root, "intermediate", inter_id)
         prep = _config(root, "prepare", inter["upstream"]["prepare"])["config"]
@@ -49,6 +57,38 @@ def _distance(lang: str, inter_langs: str) -> float:
         return languages.distance_to_set(lang, inter_langs.split(","))
     except (KeyError, ValueError):
         return math.nan
+
+
+VALIDATION = "validation"
+
+
+def validation_summary(rows: list[dict]) -> dict:
+    """(score, learned, threshold) from a run's validation rows; Nones where absent."""
+    out = {"validation": None, "learned": None, "learning_threshold": None}
+    for r in rows:
+        if r.get("split") != VALIDATION:
+            continue
+        if r.get("metric") == "learned":
+            out["learned"] = bool(float(r["value"]) >= 0.5)
+        elif r.get("metric") == "learning_threshold":
+            out["learning_threshold"] = float(r["value"])
+        elif out["validation"] is None:
+            out["validation"] = float(r["value"])
+    return out
+
+
+def _run_validation(root: Path, stage: str, run_id: str) -> dict:
+    path = root / stage / run_id / runs.METRICS
+    if not run_id or not path.is_file():
+        return validation_summary([])
+    return validation_summary(list(io.read_jsonl(path)))
+
+
+def _in_pretraining(lang: str):
+    try:
+        return languages.in_pretraining(lang)
+    except KeyError:
+        return None
 
 
 def _tier(lang: str) -> str:
@@ -68,12 +108,20 @@ def collect(outputs: str | os.PathLike | None = None, run_ids: Iterable[str] | N
         if not runs.is_done(run_dir) or (wanted is not None and run_dir.name not in wanted):
             continue
         axes = run_axes(root, json.loads((run_dir / runs.CONFIG).read_text()))
-        for metric in io.read_jsonl(run_dir / runs.METRICS):
+        metrics = list(io.read_jsonl(run_dir / runs.METRICS))
+        target_val = validation_summary(metrics)
+        inter_val = _run_validation(root, "intermediate", axes["intermediate_run"])
+        axes.update(target_validation=target_val["validation"], target_learned=target_val["learned"],
+                    intermediate_validation=inter_val["validation"], intermediate_learned=inter_val["learned"])
+        for metric in metrics:
+            if metric.get("split") == VALIDATION:
+                continue
             rows.append({**metric, **axes})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     table["tier"] = table["language"].map(_tier)
+    table["in_pretraining"] = table["language"].map(_in_pretraining)
     cache: dict[tuple[str, str], float] = {}
     table["distance"] = [cache.setdefault((l, s), _distance(l, s))
                          for l, s in zip(table["language"], table["intermediate_languages"])]

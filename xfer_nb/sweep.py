@@ -885,7 +885,8 @@ def run_analysis(plan: Any, params_file: str | os.PathLike, outputs: str | os.Pa
     executed = Path(outcome.run_dir) / NOTEBOOK
     if not outcome.ok or not executed.is_file():
         return outcome, None
-    report = outputs / "reports" / f"{_slug(plan.name)}.html"
+    from xfer_nb.analysis import report_path  # <name>-partial.html when partial and a complete report exists
+    report = report_path(outputs, _slug(plan.name))
     render_html(executed, report, hide_code=True)
     return outcome, report
 

@@ -1,0 +1,65 @@
+"""results.collect on a constructed outputs folder: validation rows become run-level
+columns (learned or not), evaluation rows carry in_pretraining, and the analysis keeps a
+target run built on an intermediate run that did not learn out of its gains."""
+import json
+import math
+
+from xfer_nb import analysis, results
+
+
+def _run(root, stage, run_id, config, upstream=None, metrics=(), done=True):
+    d = root / "runs" / stage / run_id
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"run_id": run_id, "config": config, "upstream": upstream or {}}))
+    (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    if done:
+        (d / "DONE.json").write_text("{}")
+
+
+def _eval(run, task, metric, scores):
+    return [{"run_id": run, "stage": "target", "task": task, "language": lang, "split": "test", "metric": metric,
+             "value": v} for lang, v in scores.items()]
+
+
+def _validation(run, stage, task, score, learned, threshold):
+    common = {"run_id": run, "stage": stage, "task": task, "language": "en", "split": "validation"}
+    return [dict(common, metric="accuracy", value=score), dict(common, metric="learned", value=1.0 if learned else 0.0),
+            dict(common, metric="learning_threshold", value=threshold)]
+
+
+def test_collect_reads_validation_and_pretraining(tmp_path):
+    _run(tmp_path, "prepare", "prep-a", {"intermediate_task": "nli", "intermediate_size": 1000, "language_set": "en",
+                                         "intermediate_languages": ["en"]})
+    _run(tmp_path, "intermediate", "inter-a", {}, {"prepare": "prep-a"},
+         _validation("inter-a", "intermediate", "nli", 41.0, False, 48.3))
+    target = {"seed": 0, "target_task": "xnli", "model_name_or_path": "embedded:e5-small"}
+    scores_base = {"en": 60.0, "sw": 40.0, "yo": 35.0}
+    _run(tmp_path, "target", "base-0", target, {},
+         _eval("base-0", "xnli", "accuracy", scores_base) + _validation("base-0", "target", "xnli", 61.0, True, 48.3))
+    _run(tmp_path, "target", "nli-0", target, {"intermediate": "inter-a"},
+         _eval("nli-0", "xnli", "accuracy", {"en": 70.0, "sw": 60.0, "yo": 55.0}))
+    _run(tmp_path, "target", "old-0", target, {}, _eval("old-0", "xnli", "accuracy", scores_base), done=False)
+    t = results.collect(tmp_path, write=False)
+    assert set(t["run_id"]) == {"base-0", "nli-0"}  # an unfinished run is not collected
+    assert set(t["split"]) == {"test"}  # validation rows are not evaluation rows
+    base = t[t["run_id"] == "base-0"].iloc[0]
+    assert base["target_learned"] is True and base["target_validation"] == 61.0
+    assert base["intermediate_learned"] is None and base["intermediate_run"] == ""
+    nli = t[t["run_id"] == "nli-0"].iloc[0]
+    assert nli["intermediate_learned"] is False and nli["intermediate_validation"] == 41.0
+    assert nli["target_learned"] is None  # a run without validation rows (e.g. an older run)
+    assert dict(zip(t["language"], t["in_pretraining"])) == {"en": True, "sw": True, "yo": False}
+    # the analysis counts the intermediate run that did not learn and keeps its target run out
+    study = analysis.Study("collected", t, tmp_path)
+    nl = study.not_learned()
+    assert nl["stage"].tolist() == ["intermediate"] and nl["run"].tolist() == ["inter-a"]
+    assert not len(study.gains)  # the only gains came from the run built on it
+    assert "1 intermediate and 0 target run(s) stayed below their learning threshold" in study.answer()
+    assert "no gains were computed" in study.answer()
+
+
+def test_validation_summary():
+    assert results.validation_summary([]) == {"validation": None, "learned": None, "learning_threshold": None}
+    s = results.validation_summary(_validation("r", "target", "udpos", 72.5, True, 50.0))
+    assert s == {"validation": 72.5, "learned": True, "learning_threshold": 50.0}
+    assert not math.isnan(s["validation"])
