@@ -363,6 +363,8 @@ for _laser, _iso in _LASER_TO_ISO.items():
     _row = _laser if _laser in _BY_CODE else _ALIASES.get(_laser)
     if _iso not in _BY_CODE and _row:
         _ALIASES.setdefault(_iso, _row)
+# xnli-extension (the local mnli pool) writes Norwegian as ISO 639-1 "no": its text is Bokmål.
+_ALIASES.setdefault("no", "nob")
 
 XTREME_LANGUAGES: tuple[str, ...] = XTREME_TASKS["panx"]  # PAN-X covers all 40
 XNLI_LANGUAGES: tuple[str, ...] = XTREME_TASKS["xnli"]
