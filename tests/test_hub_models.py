@@ -244,6 +244,8 @@ def test_a_pinned_revision_loads_that_commit_from_the_hub_cache(tmp_path, monkey
     assert same(load_encoder("xfer-nb/tiny", revision=old, cache_dir=tmp_path), old)
     assert same(load_encoder("xfer-nb/tiny", cache_dir=tmp_path), new)  # unpinned: the tip of main
     assert load_tokenizer(f"xfer-nb/tiny@{old}", cache_dir=tmp_path)("hello world").input_ids == ids[0].tolist()
+    from xfer_nb.models import heads  # the pipeline's encoder loader honours the pin too
+    assert same(heads.load_encoder(f"xfer-nb/tiny@{old}", cache_dir=tmp_path), old)
     with pytest.raises(HubUnreachableError, match=rf"at revision='{'c' * 40}' is not in the local cache"):
         load_encoder(f"xfer-nb/tiny@{'c' * 40}", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="pins revision .* but revision='main' was also given"):
