@@ -77,8 +77,9 @@ def test_hub_errors_name_value_and_alternatives():
         tasks.load("qqp", "en", "test", source="hub")
 
 
-def test_offline_load_fails_saying_the_hub_is_unreachable():
+def test_offline_load_fails_saying_the_hub_is_unreachable(monkeypatch):
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    monkeypatch.delenv("XFER_NB_HUB_MIRROR", raising=False)
     with pytest.raises(HubUnreachable, match=r"HF_HUB_OFFLINE=1.*hub is unreachable.*source='local'"):
         load_hub("xnli", "sw", "dev")
     with pytest.raises(FileNotFoundError, match="facebook/anli"):  # through the registry, too
