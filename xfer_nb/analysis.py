@@ -12,7 +12,7 @@ import pandas as pd
 
 from xfer_nb import grid, io, plots, results, stats
 from xfer_nb.config import NO_INTERMEDIATE
-from xfer_nb.paths import outputs_dir as resolve_outputs
+from xfer_nb.paths import output_path, outputs_dir as resolve_outputs
 
 CONFIG_COLUMNS = ["intermediate_task", "intermediate_size", "language_set"]
 
@@ -97,7 +97,7 @@ class Study:
             figs["3_language_sets"] = plots.plot_language_sets(g)
         if g["distance"].notna().any():
             figs["4_distance"] = plots.plot_distance(g)
-        out = self.outputs / "figures" / self.name
+        out = output_path(self.outputs, "figures", self.name)
         for name, fig in figs.items():
             self.figures[name] = plots.save(fig, name, out)
         return figs
@@ -295,9 +295,9 @@ class Study:
         return pd.DataFrame(rows)
 
     def save(self) -> dict[str, Path]:
-        reports = self.outputs / "reports"
-        paths = {"results": reports / f"{self.name}-results.csv", "significance": reports / f"{self.name}-significance.csv",
-                 "answer": reports / f"{self.name}-answer.md"}
+        paths = {"results": output_path(self.outputs, "reports", f"{self.name}-results.csv"),
+                 "significance": output_path(self.outputs, "reports", f"{self.name}-significance.csv"),
+                 "answer": output_path(self.outputs, "reports", f"{self.name}-answer.md")}
         io.write_text(paths["results"], self.table.to_csv(index=False))
         if self.has_baseline:
             io.write_text(paths["significance"], self.significance().to_csv(index=False))

@@ -54,5 +54,25 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Rows of a JSON-lines file; a cut or garbled line is an error naming the file and line."""
+    rows = []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} line {n}: not valid JSON ({err.msg} at column {err.colno}); "
+                                 "the file was cut or edited") from None
+    return rows
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file; a cut or garbled file is an error naming the file, line and column."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); "
+                         "the file was cut or edited") from None
