@@ -357,12 +357,13 @@ def test_killing_a_study_ends_its_kernel(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)          # the whole process group of the study
     proc.wait()
     t_kill = time.monotonic()
+    beats_at_kill = beat.read_text().count("\n")
     while _alive(kernel):
-        assert time.monotonic() - t_kill < 0.5, "the kernel outlived its killed parent"
+        # (without PR_SET_PDEATHSIG ipykernel's parent poller ends it after ~0.3-1 s, 8 more beats here)
+        assert time.monotonic() - t_kill < 0.2, "the kernel outlived its killed parent"
         time.sleep(0.01)
-    size = beat.stat().st_size
     time.sleep(0.5)
-    assert beat.stat().st_size == size               # nothing more was written
+    assert beat.read_text().count("\n") <= beats_at_kill + 1   # at most the beat in flight at the kill
     assert not (run_dir / DONE).exists()
 
 

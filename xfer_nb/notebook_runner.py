@@ -297,6 +297,9 @@ def run_spec(spec: RunSpec, outputs: str | os.PathLike | None = None, *, force: 
                                    f"attempt is in {work_dir}")
                 return outcome(where=work_dir, **result, redone=redone)
             swap_in(work_dir, run_dir)
+            for empty in (work_dir.parent, work_dir.parent.parent):  # staging/<stage>, staging: if now empty
+                with contextlib.suppress(OSError):
+                    empty.rmdir()
             return outcome(**result, redone=redone)
     except RunConflict as err:
         return outcome(CONFLICT, error=str(err))
