@@ -132,7 +132,8 @@ def run_data(stage: str, config: dict[str, Any], hashes: FileHashes | None = Non
         return {}
     if source == "hub":
         task = config.get("target_task") if stage == "target" else config.get("intermediate_task")
-        return {"source": "hub", "datasets": _hub_datasets(str(task)), "revision": config.get("hub_revision", "main")}
+        # revision None: not pinned to a revision (yet)
+        return {"source": "hub", "datasets": _hub_datasets(str(task)), "revision": config.get("hub_revision")}
     root = resolve_data_dir(config.get("data_dir"))
     hashes = hashes if hashes is not None else FileHashes(None)
     files = {p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p): hashes.sha256(p)

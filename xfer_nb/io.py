@@ -67,12 +67,3 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                                  "the file was cut or edited") from None
     return rows
 
-
-def read_json(path: str | os.PathLike) -> Any:
-    """A JSON file; a cut or garbled file is an error naming the file, line and column."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); "
-                         "the file was cut or edited") from None
