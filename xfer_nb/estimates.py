@@ -137,8 +137,9 @@ def describe_plan(plan: Any, outputs: str | os.PathLike | None = None) -> str:
         stage_specs = [s for s in specs if s.stage == stage]
         if not stage_specs:
             continue
-        done = [s for s in stage_specs if is_done(s.dir(outputs))]
-        todo = [s for s in stage_specs if not is_done(s.dir(outputs))]
+        finished = {s.run_id: is_done(s.dir(outputs)) for s in stage_specs}  # verifies each folder once
+        done = [s for s in stage_specs if finished[s.run_id]]
+        todo = [s for s in stage_specs if not finished[s.run_id]]
         measured = _measured(outputs, stage)
         by_key: dict[tuple, list[float]] = {}
         for config, seconds in measured:

@@ -207,6 +207,8 @@ def _sweep_local(specs: list[RunSpec], outputs: Path, workers: int, threads: int
     running: dict[Any, RunSpec] = {}
     pool = _Pool(min(workers, len(todo)), threads) if workers > 1 and len(todo) > 1 else None
 
+    upstream_done: dict[str, bool] = {}  # finished upstream runs outside this sweep, checked once each
+
     def upstream_state(spec: RunSpec) -> tuple[str, str | None]:
         for stage, rid in spec.upstream.items():
             if rid in outcomes:
@@ -215,7 +217,7 @@ def _sweep_local(specs: list[RunSpec], outputs: Path, workers: int, threads: int
                     return "skip", f"upstream failed: {stage} run {rid} is {o.status}"
             elif rid in in_sweep:
                 return "wait", None
-            elif not is_done(outputs / "runs" / stage / rid):
+            elif not upstream_done.setdefault(rid, is_done(outputs / "runs" / stage / rid)):
                 return "skip", f"upstream {stage} run {rid} is not done (and not part of this sweep)"
         return "ready", None
 
