@@ -247,6 +247,23 @@ def test_run_ids_follow_the_data_folder_and_the_bytes_it_reads(tmp_path, monkeyp
     assert moved.data["fingerprint"] == changed.data["fingerprint"] and moved.run_id != changed.run_id
 
 
+def test_the_file_hash_cache_never_serves_a_changed_file(tmp_path):
+    import hashlib
+
+    from xfer_nb.fingerprint import FileHashes
+
+    data, cache = tmp_path / "f.tsv", tmp_path / "outputs" / "cache" / "file-hashes.json"
+    data.write_text("a\tb\t1\n")
+    assert FileHashes(cache).sha256(data) == hashlib.sha256(data.read_bytes()).hexdigest()
+    hashes = FileHashes(cache)
+    hashes.sha256(data)
+    hashes.save()
+    assert json.loads(cache.read_text())[str(data)][2] == hashlib.sha256(b"a\tb\t1\n").hexdigest()
+    data.write_text("a\tb\t0\n")                     # same size, new content (and mtime)
+    os.utime(data, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert FileHashes(cache).sha256(data) == hashlib.sha256(b"a\tb\t0\n").hexdigest()
+
+
 # ------------------------------------------------------------------ broken run folders
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ Hub sources are fingerprinted by dataset name and revision, not by content.
 
 File hashes (sha256 of the bytes) are cached by (path, size, mtime_ns) in
 `<outputs>/cache/file-hashes.json`, so planning a study stays fast after the first time.
+(A file rewritten with the same size and its old mtime restored by hand would be served
+from the cache; delete that file to rehash everything.)
 """
 from __future__ import annotations
 
