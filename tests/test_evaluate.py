@@ -312,10 +312,13 @@ def test_mlqa_dev_matches_official_scripts(data_dir, lang):
 
 def test_missing_predictions_and_squad_v2():
     # SQuAD v1.1 script: an unanswered question counts 0; extra predictions are ignored.
-    # q2: P=1, R=1/2 -> F1 2/3; q4: "" vs "the" both normalise to "" -> EM 1, F1 0; q5 missing.
+    # q2: P=1, R=1/2 -> F1 2/3; q4: "" vs "the" both normalise to "" -> EM 1, F1 0; q5 unanswered (None).
     refs = {"2": ["Denver Broncos"], "4": ["the"], "5": ["Santa Clara"]}
-    preds = {"1": "", "2": "Broncos", "3": "a dog", "4": ""}
+    preds = {"1": "", "2": "Broncos", "3": "a dog", "4": "", "5": None}
     assert E.qa_scores(preds, refs) == pytest.approx({"exact_match": 100 / 3, "f1": 200 / 9})
+    # a question id with no prediction at all is refused (the official script scores it 0 with a warning)
+    with pytest.raises(E.Unscorable, match=r"1 of 3 questions have no prediction \(ids 5\)"):
+        E.qa_scores({k: v for k, v in preds.items() if k != "5"}, refs)
     assert E.qa_scores(["Broncos", "", None], list(refs.values())) == pytest.approx(
         {"exact_match": 100 / 3, "f1": 200 / 9})
     # SQuAD v2.0 script (transcribed) on 5 questions, 1 and 3 unanswerable, 5 unanswered (left out):

@@ -124,3 +124,37 @@ def test_a_stage_version_bump_renews_its_ids_and_everything_downstream(monkeypat
         assert before[stage] and not before[stage] & after[stage]
     baselines = {s.run_id for s in expand(BASE).stages["target"] if not s.upstream}
     assert before["target"] & after["target"] == baselines   # baselines keep theirs
+
+
+# ---- settings precedence (issue 12.9): one rule, and a note saying which value won
+
+def test_settings_in_a_file_beat_a_stage_section_of_the_file_it_extends(tmp_path):
+    """params/study.yaml sets `settings: eval_batch_size: 8`; defaults.yaml sets
+    `target: eval_batch_size: 64`. The file that extends wins, and the plan says so."""
+    from pathlib import Path
+    study = Path(__file__).resolve().parent.parent / "params" / "study.yaml"
+    params = grid.load_params(study)
+    plan = grid.expand(params, check_data=False)
+    assert {s.config["eval_batch_size"] for s in plan.stages["target"]} == {8}
+    assert any("eval_batch_size: 8 from settings in study.yaml wins over target: eval_batch_size: 64 in defaults.yaml"
+               in note for note in plan.notes), plan.notes
+
+
+def test_a_stage_section_beats_settings_of_the_file_it_extends(tmp_path):
+    (tmp_path / "base.yaml").write_text("settings: {eval_batch_size: 8, model_name_or_path: embedded:tiny-random}\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\naxes: {target_task: [pawsx]}\ntarget: {eval_batch_size: 32}\n")
+    plan = grid.expand(grid.load_params(tmp_path / "child.yaml"), check_data=False)
+    assert plan.stages["target"][0].config["eval_batch_size"] == 32
+    assert plan.notes == ["target.eval_batch_size: 32 from target in child.yaml wins over settings: eval_batch_size: 8 "
+                          "in base.yaml (a file beats the file it extends)"]
+
+
+def test_one_file_giving_a_key_in_settings_and_a_stage_section_is_rejected(tmp_path):
+    (tmp_path / "p.yaml").write_text("axes: {target_task: [pawsx]}\nsettings: {eval_batch_size: 8}\n"
+                                     "target: {eval_batch_size: 64}\n")
+    with pytest.raises(C.ConfigError, match="eval_batch_size is given twice with different values"):
+        grid.load_params(tmp_path / "p.yaml")
+    # the same value twice is no conflict
+    (tmp_path / "p.yaml").write_text("axes: {target_task: [pawsx]}\nsettings: {eval_batch_size: 8}\n"
+                                     "target: {eval_batch_size: 8}\n")
+    assert grid.load_params(tmp_path / "p.yaml").notes == []

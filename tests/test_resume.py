@@ -103,6 +103,20 @@ def test_sigkill_after_first_checkpoint_then_resume_equals_uninterrupted(data_di
     with pytest.raises(ValueError, match="different training setup"):
         run_training(data, out, resume=True, learning_rate=1e-3)
 
+    # 6. a crafted checkpoint (a copied outputs folder) runs no code on resume: state.pt is
+    #    loaded with weights_only=True, so a pickled call is refused, not executed
+    import pickle
+    pwned = tmp_path / "PWNED"
+
+    class Crafted:
+        def __reduce__(self):
+            return (os.system, (f"touch {pwned}",))
+
+    torch.save({"scheduler": Crafted()}, out / "checkpoints" / "step-12" / "state.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        run_training(data, out, resume=True)
+    assert not pwned.exists()
+
 
 if __name__ == "__main__":   # the subprocess of the test above
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

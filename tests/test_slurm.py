@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from xfer_nb import executors as E
-from xfer_nb import sweep as S
-from xfer_nb.runs import DONE, FAILED, METRICS
+from xfer_nb import sweep as S, notebook_runner as R, outcomes as O, study as St
+from xfer_nb.runs import DONE, FAILED, HTML, METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "tests" / "notebooks"
 sys.path.insert(0, str(NOTEBOOKS))
 import toyplan  # noqa: E402
 
-S.fast_jupyter_imports()
+R.fast_jupyter_imports()
 
 SLURM = {"partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "timeout_min": 720,
          "account": "nlp", "array_parallelism": 16, "setup": ["module load cuda/12.4"],
@@ -88,7 +88,7 @@ def test_slurm_submits_dependent_arrays_and_does_not_resubmit_queued_runs(fake_s
     plan.params = {"sweep": {"executor": "slurm", "slurm": SLURM}}
     outputs = tmp_path / "out"
     summary = S.sweep(plan, outputs, executor="slurm", notebooks_dir=NOTEBOOKS)
-    assert summary.ok and [o.status for o in summary.outcomes] == [S.SUBMITTED] * 5
+    assert summary.ok and [o.status for o in summary.outcomes] == [O.SUBMITTED] * 5
     job = {o.run_id.rsplit("-", 1)[0]: o.job_id for o in summary.outcomes}
     sent = scripts(fake_slurm)
     assert len(sent) == 4  # prepare, intermediate, the array of 2 targets after it, the baseline
@@ -121,7 +121,7 @@ def test_slurm_submits_dependent_arrays_and_does_not_resubmit_queued_runs(fake_s
     (fake_slurm / "squeue.txt").write_text("101\n103\n105\n106\n")
     params_file = tmp_path / "chain.yaml"
     params_file.write_text("name: chain\n")
-    summary, report = S.study(params_file, outputs, plan=plan, executor="slurm", notebooks_dir=NOTEBOOKS)
+    summary, report = St.study(params_file, outputs, plan=plan, executor="slurm", notebooks_dir=NOTEBOOKS)
     analysis = scripts(fake_slurm)["107"]
     assert report is None and len(scripts(fake_slurm)) == 7
     assert "#SBATCH --dependency=afterany:101:103_0:103_1:105:106\n" in analysis
@@ -153,14 +153,14 @@ def test_submitit_local_jobs_execute_the_notebooks(tmp_path):
         "good": "done", "bad": "failed", "ok": "done", "broken": "failed", "after-bad": "skipped"}
     for name in ("good", "ok"):
         o = status[name]
-        assert o.job_id and (Path(o.run_dir) / DONE).is_file() and (Path(o.run_dir) / S.HTML).is_file()
+        assert o.job_id and (Path(o.run_dir) / DONE).is_file() and (Path(o.run_dir) / HTML).is_file()
         assert (tmp_path / "slurm" / "jobs" / o.job_id / f"{o.job_id}_0_result.pkl").is_file()
     assert json.loads((Path(status["ok"].run_dir) / METRICS).read_text())["value"] == 320
     assert json.loads((Path(status["broken"].run_dir) / FAILED).read_text())["error"].startswith("ValueError")
     assert "raise ValueError" in status["broken"].last_cell
     assert status["after-bad"].error.startswith("upstream failed: intermediate run bad-")
     summary = S.sweep(plan, tmp_path, executor="submitit-local", notebooks_dir=NOTEBOOKS, quiet=True)
-    assert sum(o.status == S.CACHED for o in summary.outcomes) == 2  # finished runs are not submitted again
+    assert sum(o.status == O.CACHED for o in summary.outcomes) == 2  # finished runs are not submitted again
 
 
 @pytest.mark.slow
@@ -171,9 +171,9 @@ def test_preempted_job_is_requeued_and_the_run_resumes(tmp_path):
     plan.params = {"sweep": {"slurm": {"timeout_min": 0.5, "signal_delay_s": 19}}}  # signal after 11 s
     summary = S.sweep(plan, tmp_path, executor="submitit-local", notebooks_dir=NOTEBOOKS, quiet=True)
     (o,) = summary.outcomes
-    assert o.status == S.DONE_NOW, o
+    assert o.status == O.DONE_NOW, o
     run_dir = Path(o.run_dir)
     assert len((run_dir / "executions.log").read_text().splitlines()) >= 2  # started, preempted, started again
-    assert (run_dir / "checkpoint.txt").is_file() and "resumed from" in (run_dir / S.HTML).read_text()
+    assert (run_dir / "checkpoint.txt").is_file() and "resumed from" in (run_dir / HTML).read_text()
     log = next((tmp_path / "slurm" / "preempt" / o.job_id).glob("*_log.out")).read_text()
     assert re.search(r"Caught signal SIGUSR2", log) and "Requeued job" in log and "Calling checkpoint method" in log

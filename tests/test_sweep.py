@@ -17,18 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from xfer_nb import sweep as S
-from xfer_nb.runs import CONFIG, DONE, FAILED, METRICS, RunConflict, RunSpec, locked
+from xfer_nb import sweep as S, notebook_runner as R, outcomes as O, estimates as E, study as St, lab as L
+from xfer_nb.runs import CONFIG, DONE, FAILED, HTML, METRICS, NOTEBOOK, RunConflict, RunSpec, locked
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "tests" / "notebooks"
 sys.path.insert(0, str(NOTEBOOKS))
 import toyplan  # noqa: E402
 
-S.fast_jupyter_imports()  # as the xfer-nb command does
+R.fast_jupyter_imports()  # as the xfer-nb command does
 pytestmark = pytest.mark.slow
 
-RUN_FILES = (CONFIG, S.NOTEBOOK, S.HTML, METRICS, DONE)
+RUN_FILES = (CONFIG, NOTEBOOK, HTML, METRICS, DONE)
 TOY = [sys.executable, str(NOTEBOOKS / "toyplan.py")]
 
 
@@ -58,7 +58,7 @@ def chain(tmp_path_factory):
 def test_sweep_writes_complete_run_folders(chain):
     plan, summary, outputs, seconds = chain
     assert summary.ok, summary.table()
-    assert [o.status for o in summary.outcomes] == [S.DONE_NOW] * 5
+    assert [o.status for o in summary.outcomes] == [O.DONE_NOW] * 5
     expected = {"p": 1, "i": 11, "t-value": 111, "t-text": 211, "baseline": 1000}  # upstream values add up
     for spec in plan.all_specs():
         run_dir = spec.dir(outputs)
@@ -70,13 +70,13 @@ def test_sweep_writes_complete_run_folders(chain):
         assert config["upstream"] == spec.upstream and config["git_commit"]
         assert metric(run_dir) == expected[spec.label]
         row = json.loads((run_dir / METRICS).read_text())
-        assert row["omp_num_threads"] == str(S.threads_per_worker(2))  # the kernel got the thread count
+        assert row["omp_num_threads"] == str(R.threads_per_worker(2))  # the kernel got the thread count
         done = json.loads((run_dir / DONE).read_text())
         assert done["run_id"] == spec.run_id and done["kernel_attempts"] == 1
         assert done["timings"]["kernel_start_s"] > 0 and done["seconds"] >= done["timings"]["execute_s"]
-        html = (run_dir / S.HTML).read_text()
+        html = (run_dir / HTML).read_text()
         assert "<html" in html and f"'value': {expected[spec.label]}" in html
-        nb = json.loads((run_dir / S.NOTEBOOK).read_text())
+        nb = json.loads((run_dir / NOTEBOOK).read_text())
         injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
         assert len(injected) == 1 and f"run_dir = \"{run_dir}\"" in "".join(injected[0]["source"])
         # DONE.json is written last
@@ -97,13 +97,13 @@ def test_parameter_string_with_code_reaches_the_notebook_verbatim(chain):
 
 
 def test_parameters_papermill_would_change_are_refused(tmp_path):
-    S.check_parameters({"a": "x\"\n'''", "b": [1, 2.5, None, True], "c": {"k": ["v"]}, "d": float("nan")})
+    R.check_parameters({"a": "x\"\n'''", "b": [1, 2.5, None, True], "c": {"k": ["v"]}, "d": float("nan")})
     for bad in ((1, 2), {1, 2}, object(), b"bytes"):
         with pytest.raises(ValueError, match="would reach the notebook as"):
-            S.check_parameters({"x": bad})
+            R.check_parameters({"x": bad})
     spec = RunSpec("target", {"value": (1, 2)}, {}, "tuple")
-    outcome = S.run_spec(spec, tmp_path, notebooks_dir=NOTEBOOKS)
-    assert outcome.status == S.FAILED_ and "would reach the notebook" in outcome.error
+    outcome = R.run_spec(spec, tmp_path, notebooks_dir=NOTEBOOKS)
+    assert outcome.status == O.FAILED_ and "would reach the notebook" in outcome.error
     assert not spec.dir(tmp_path).exists()  # refused before any folder or kernel
 
 
@@ -118,7 +118,7 @@ def test_rerun_of_a_finished_sweep_starts_no_kernel(chain):
     t0 = time.monotonic()
     summary = S.sweep(plan, outputs, workers=2, notebooks_dir=NOTEBOOKS, quiet=True)
     inline = time.monotonic() - t0
-    assert [o.status for o in summary.outcomes] == [S.CACHED] * 5
+    assert [o.status for o in summary.outcomes] == [O.CACHED] * 5
     assert done_mtimes(outputs) == before
     assert all(executions(s.dir(outputs)) == 1 for s in plan.all_specs())
     print(f"\n[measured] rerun of the finished 5-run sweep: {wall:.2f} s as a new process, "
@@ -141,7 +141,7 @@ def test_failures_are_reported_with_cell_and_html_and_the_rest_finishes(tmp_path
         failed = json.loads((run_dir / FAILED).read_text())
         assert failed["error"] == o.error and failed["last_cell"] == o.last_cell
         assert not (run_dir / DONE).exists() and (run_dir / CONFIG).is_file()
-        assert "deliberate failure" in (run_dir / S.HTML).read_text()  # the failed notebook, rendered
+        assert "deliberate failure" in (run_dir / HTML).read_text()  # the failed notebook, rendered
     assert status["after-bad"].error.startswith("upstream failed: intermediate run bad-")
     assert not Path(status["after-bad"].run_dir).exists()  # never started
     assert metric(status["ok"].run_dir) == 322
@@ -181,7 +181,7 @@ def test_only_one_stage_needs_its_upstream_done(tmp_path):
     plan = toyplan.chain_plan()
     summary = S.sweep(plan, tmp_path, only="intermediate", notebooks_dir=NOTEBOOKS, quiet=True)
     (o,) = summary.outcomes
-    assert o.stage == "intermediate" and o.status == S.SKIPPED and "not part of this sweep" in o.error
+    assert o.stage == "intermediate" and o.status == O.SKIPPED and "not part of this sweep" in o.error
     assert not (tmp_path / "runs").exists()  # no folder, no kernel
     with pytest.raises(ValueError, match="not a stage"):
         S.sweep(plan, tmp_path, only="train")
@@ -215,7 +215,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     summary = S.sweep(plan, tmp_path, workers=1, notebooks_dir=NOTEBOOKS, progress=False)
     assert summary.ok, summary.table()  # no conflict: the killed sweep's workers left no lock behind
     by_id = {o.run_id: o.status for o in summary.outcomes}
-    assert all(by_id[rid] == S.CACHED for rid in finished)
+    assert all(by_id[rid] == O.CACHED for rid in finished)
     after = done_mtimes(tmp_path)
     assert {rid: after[rid] for rid in finished} == finished
     for spec in plan.all_specs():
@@ -238,7 +238,7 @@ def test_two_sweeps_on_the_same_outputs_never_run_a_run_twice(tmp_path):
         assert executions(spec.dir(tmp_path)) == 1, spec.run_id
         assert (spec.dir(tmp_path) / DONE).is_file()
     summary = S.sweep(plan, tmp_path, notebooks_dir=NOTEBOOKS, quiet=True)
-    assert [o.status for o in summary.outcomes] == [S.CACHED] * 4
+    assert [o.status for o in summary.outcomes] == [O.CACHED] * 4
 
 
 def test_locked_or_foreign_run_folders_are_refused_untouched(tmp_path):
@@ -247,20 +247,20 @@ def test_locked_or_foreign_run_folders_are_refused_untouched(tmp_path):
     with locked(inter.dir(tmp_path)):
         summary = S.sweep(plan, tmp_path, notebooks_dir=NOTEBOOKS, progress=False, quiet=True)
     status = {o.run_id: o for o in summary.outcomes}
-    assert status[inter.run_id].status == S.CONFLICT and "another sweep" in status[inter.run_id].error
+    assert status[inter.run_id].status == O.CONFLICT and "another sweep" in status[inter.run_id].error
     assert sorted(p.name for p in inter.dir(tmp_path).iterdir()) == [".lock"]
-    assert [o.status for o in summary.outcomes if o.stage == "target"][:2] == [S.SKIPPED, S.SKIPPED]
-    assert status[plan.stages["prepare"][0].run_id].status == S.DONE_NOW
+    assert [o.status for o in summary.outcomes if o.stage == "target"][:2] == [O.SKIPPED, O.SKIPPED]
+    assert status[plan.stages["prepare"][0].run_id].status == O.DONE_NOW
     # a folder whose config.json is not the config its id stands for: reported, never reused
     (inter.dir(tmp_path) / CONFIG).write_text(json.dumps({"stage": "intermediate", "config": {"value": 99},
                                                           "upstream": inter.upstream}))
     (inter.dir(tmp_path) / DONE).write_text("{}")
-    outcome = S.run_spec(inter, tmp_path, notebooks_dir=NOTEBOOKS)
-    assert outcome.status == S.CONFLICT and "does not match its id" in outcome.error
+    outcome = R.run_spec(inter, tmp_path, notebooks_dir=NOTEBOOKS)
+    assert outcome.status == O.CONFLICT and "does not match its id" in outcome.error
     summary = S.sweep(plan, tmp_path, notebooks_dir=NOTEBOOKS, quiet=True)
-    assert {o.run_id: o.status for o in summary.outcomes}[inter.run_id] == S.CONFLICT
+    assert {o.run_id: o.status for o in summary.outcomes}[inter.run_id] == O.CONFLICT
     assert json.loads((inter.dir(tmp_path) / CONFIG).read_text())["config"] == {"value": 99}
-    assert not (inter.dir(tmp_path) / S.NOTEBOOK).exists()
+    assert not (inter.dir(tmp_path) / NOTEBOOK).exists()
 
 
 def test_kernel_that_dies_at_start_is_retried_once(tmp_path, monkeypatch):
@@ -280,12 +280,12 @@ def test_kernel_that_dies_at_start_is_retried_once(tmp_path, monkeypatch):
             "display_name": name, "language": "python", "metadata": {"supported_encryption": ["curve"]}}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     once, always = toyplan.flat_plan(2).all_specs()
-    o = S.run_spec(once, tmp_path, kernel_name="flaky-once", notebooks_dir=NOTEBOOKS)
-    assert o.status == S.DONE_NOW and o.attempts == 2
+    o = R.run_spec(once, tmp_path, kernel_name="flaky-once", notebooks_dir=NOTEBOOKS)
+    assert o.status == O.DONE_NOW and o.attempts == 2
     assert json.loads((once.dir(tmp_path) / DONE).read_text())["kernel_attempts"] == 2
     assert executions(once.dir(tmp_path)) == 1
-    o = S.run_spec(always, tmp_path, kernel_name="flaky-always", notebooks_dir=NOTEBOOKS)
-    assert o.status == S.FAILED_ and o.attempts == 2 and "Kernel died" in o.error and "2 kernel starts" in o.error
+    o = R.run_spec(always, tmp_path, kernel_name="flaky-always", notebooks_dir=NOTEBOOKS)
+    assert o.status == O.FAILED_ and o.attempts == 2 and "Kernel died" in o.error and "2 kernel starts" in o.error
     assert json.loads((always.dir(tmp_path) / FAILED).read_text())["error"] == o.error
     assert int(Path(str(counter) + "flaky-always").read_text()) == 2
 
@@ -294,36 +294,36 @@ def test_study_runs_the_analysis_once_and_copies_the_report(chain, tmp_path):
     plan, _, outputs, _ = chain
     params = tmp_path / "chain.yaml"
     params.write_text("name: chain\n")
-    summary, report = S.study(params, outputs, plan=plan, workers=1, notebooks_dir=NOTEBOOKS)
+    summary, report = St.study(params, outputs, plan=plan, workers=1, notebooks_dir=NOTEBOOKS)
     analysis = summary.outcomes[-1]
-    assert analysis.stage == "analysis" and analysis.status == S.DONE_NOW
+    assert analysis.stage == "analysis" and analysis.status == O.DONE_NOW
     assert report == outputs / "reports" / "chain.html"
     assert "ANALYSIS OF 3 TARGET RUNS" in report.read_text()
     assert Path(analysis.run_dir).parent == outputs / "runs" / "analysis"
     assert json.loads((Path(analysis.run_dir) / CONFIG).read_text())["config"]["runs_done"] == sorted(
         s.run_id for s in plan.all_specs())
-    summary, report2 = S.study(params, outputs, plan=plan, workers=1, notebooks_dir=NOTEBOOKS)
-    assert [o.status for o in summary.outcomes] == [S.CACHED] * 6 and report2 == report
+    summary, report2 = St.study(params, outputs, plan=plan, workers=1, notebooks_dir=NOTEBOOKS)
+    assert [o.status for o in summary.outcomes] == [O.CACHED] * 6 and report2 == report
 
 
 def test_describe_plan_counts_and_estimates(chain, tmp_path):
     plan, _, outputs, _ = chain
-    text = S.describe_plan(plan, outputs)
+    text = E.describe_plan(plan, outputs)
     rows = {line.split()[0]: line.split()[1:4] for line in text.splitlines()[2:5]}
     assert rows == {"prepare": ["1", "1", "0"], "intermediate": ["1", "1", "0"], "target": ["3", "3", "0"]}
-    fresh = S.describe_plan(plan, tmp_path)
+    fresh = E.describe_plan(plan, tmp_path)
     assert "unknown (no finished run like these yet)" in fresh
     # a new target run is estimated from the measured target runs under `outputs`
     bigger = toyplan.chain_plan()
     bigger.add("target", "new", None, value=5)
-    text = S.describe_plan(bigger, outputs)
+    text = E.describe_plan(bigger, outputs)
     assert "from 3 measured runs" in next(x for x in text.splitlines() if x.startswith("target"))
     assert "GPU_THROUGHPUT_ESTIMATES_XLMR_LARGE_A100" in text and "re-measured" in text
     # the GPU table: full XNLI training (3 epochs) plus evaluation in 15 languages
     xnli = RunSpec("target", {"target_task": "xnli", "num_train_epochs": 3.0, "max_train_examples": -1,
                               "eval_languages": [], "max_eval_examples": -1}, {}, "x")
-    rate = S.GPU_THROUGHPUT_ESTIMATES_XLMR_LARGE_A100["sentence-pair"]
-    assert S._gpu_seconds(xnli, {}) == pytest.approx(392_702 * 3 / rate["train"] + 5_010 * 15 / rate["eval"])
+    rate = E.GPU_THROUGHPUT_ESTIMATES_XLMR_LARGE_A100["sentence-pair"]
+    assert E._gpu_seconds(xnli, {}) == pytest.approx(392_702 * 3 / rate["train"] + 5_010 * 15 / rate["eval"])
 
 
 def _free_port() -> int:
@@ -334,7 +334,7 @@ def _free_port() -> int:
 
 def test_lab_binds_loopback_with_a_token(tmp_path):
     port = _free_port()
-    cmd, env, url = S.lab_command(port, root=NOTEBOOKS)
+    cmd, env, url = L.lab_command(port, root=NOTEBOOKS)
     token = env["JUPYTER_TOKEN"]
     assert "--ServerApp.ip=127.0.0.1" in cmd and f"--ServerApp.port={port}" in cmd
     assert len(token) >= 24 and not any(token in part for part in cmd)  # not visible in `ps`
@@ -372,9 +372,9 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
         def isatty(self):
             return True
 
-    outcomes = [S.Outcome("target", f"r{k}", status, "/x", seconds=1.0, error=error)
-                for k, (status, error) in enumerate([(S.DONE_NOW, None), (S.FAILED_, "ValueError: boom"),
-                                                     (S.SKIPPED, "upstream failed")])]
+    outcomes = [O.Outcome("target", f"r{k}", status, "/x", seconds=1.0, error=error)
+                for k, (status, error) in enumerate([(O.DONE_NOW, None), (O.FAILED_, "ValueError: boom"),
+                                                     (O.SKIPPED, "upstream failed")])]
     for stream, bar in ((Terminal(), True), (_io.StringIO(), False)):
         progress = S._Progress(3, 2, stream=stream)
         for o in outcomes:
@@ -404,10 +404,10 @@ def test_a_killed_worker_fails_its_runs_and_the_sweep_goes_on(tmp_path):
     os.kill(worker, signal.SIGKILL)  # as the OOM killer would
     thread.join(timeout=180)
     statuses = [o.status for o in result["summary"].outcomes]
-    assert statuses[0] == S.FAILED_ and "worker process died" in result["summary"].outcomes[0].error
+    assert statuses[0] == O.FAILED_ and "worker process died" in result["summary"].outcomes[0].error
     # the sweep went on: every run has an outcome, and any other failure is the same breakage
     # (which runs were in flight when the pool broke depends on timing)
-    assert len(statuses) == 3 and set(statuses) <= {S.FAILED_, S.DONE_NOW}
-    assert all("worker process died" in o.error for o in result["summary"].outcomes if o.status == S.FAILED_)
+    assert len(statuses) == 3 and set(statuses) <= {O.FAILED_, O.DONE_NOW}
+    assert all("worker process died" in o.error for o in result["summary"].outcomes if o.status == O.FAILED_)
     again = S.sweep(plan, tmp_path, workers=1, notebooks_dir=NOTEBOOKS, quiet=True)
-    assert again.ok and sum(o.status == S.DONE_NOW for o in again.outcomes) == statuses.count(S.FAILED_)
+    assert again.ok and sum(o.status == O.DONE_NOW for o in again.outcomes) == statuses.count(O.FAILED_)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from xfer_nb import analysis_params, grid, io, languages, plots, results, stats
-from xfer_nb.paths import outputs_dir as resolve_outputs
+from xfer_nb.paths import output_path, outputs_dir as resolve_outputs
 
 CONFIG_COLUMNS = ["intermediate_task", "intermediate_size", "language_set"]
 
@@ -669,7 +669,7 @@ class Study:
             figs["3_language_sets"], self.captions["3_language_sets"] = plots.plot_language_sets(g)
         if g["distance"].notna().any():
             figs["4_distance"], self.captions["4_distance"] = plots.plot_distance(g)
-        out = self.outputs / "figures" / self.name
+        out = output_path(self.outputs, "figures", self.name)
         for name, fig in figs.items():
             self.figures[name] = plots.save(fig, name, out)
         return figs
@@ -679,10 +679,9 @@ class Study:
     def save(self) -> dict[str, Path]:
         """Write results, significance, answer and status under outputs/reports/. A partial
         analysis never replaces a complete one: it then writes <name>-partial-* instead."""
-        reports = self.outputs / "reports"
         base = report_base(self.outputs, self.name, self.complete)
-        paths = {"results": reports / f"{base}-results.csv", "significance": reports / f"{base}-significance.csv",
-                 "answer": reports / f"{base}-answer.md", "status": reports / f"{base}-status.json"}
+        paths = {kind: output_path(self.outputs, "reports", f"{base}-{kind}.{ext}")
+                 for kind, ext in (("results", "csv"), ("significance", "csv"), ("answer", "md"), ("status", "json"))}
         io.write_text(paths["results"], self.table.to_csv(index=False))
         if self.has_gains:
             io.write_text(paths["significance"], self.significance().to_csv(index=False))
@@ -694,7 +693,7 @@ class Study:
 def report_base(outputs: str | os.PathLike, name: str, complete: bool) -> str:
     """The stem of a study's report files: "<name>", or "<name>-partial" when this analysis is
     partial and a complete one is already there (which must not be replaced)."""
-    status = Path(outputs) / "reports" / f"{name}-status.json"
+    status = output_path(outputs, "reports", f"{name}-status.json")
     if not complete and status.is_file():
         try:
             if json.loads(status.read_text()).get("complete"):
@@ -708,12 +707,11 @@ def report_path(outputs: str | os.PathLike, name: str) -> Path:
     """Where the rendered report of the analysis that just ran goes: reports/<name>.html, or
     reports/<name>-partial.html when that analysis was partial and a complete one exists.
     Reads the status files ``Study.save`` wrote."""
-    reports = Path(outputs) / "reports"
-    partial = reports / f"{name}-partial-status.json"
-    main = reports / f"{name}-status.json"
+    partial = output_path(outputs, "reports", f"{name}-partial-status.json")
+    main = output_path(outputs, "reports", f"{name}-status.json")
     if partial.is_file() and (not main.is_file() or partial.stat().st_mtime_ns >= main.stat().st_mtime_ns):
-        return reports / f"{name}-partial.html"
-    return reports / f"{name}.html"
+        return output_path(outputs, "reports", f"{name}-partial.html")
+    return output_path(outputs, "reports", f"{name}.html")
 
 
 _HYPOTHESIS_NAMES = {"size_trend": "Size", "diversity": "Diversity", "tier_interaction_size": "Low- vs high-resource (size)",

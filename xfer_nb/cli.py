@@ -6,6 +6,17 @@ import argparse
 import sys
 
 
+def _workers(text: str) -> int:
+    """--workers: a whole number >= 1 (0 would be silently ignored otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers {text!r} is not a whole number; use 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--workers {value} is not allowed; use 1 or more (1 runs one notebook at a time)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xfer-nb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -20,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("params", help="params YAML file (e.g. params/study.yaml)")
-        p.add_argument("--workers", type=int, default=None,
+        p.add_argument("--workers", type=_workers, default=None,
                        help="notebooks run side by side (default: the params file's sweep.workers, else 1)")
         p.add_argument("--executor", choices=["local", "slurm"], default=None,
                        help="local processes, or Slurm job arrays via submitit (default: sweep.executor, else local)")
@@ -51,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("sweep", "study", "plan"):
             return _run_command(args)
         if args.command == "lab":
-            from xfer_nb import sweep
-            return sweep.lab(args.port)
+            from xfer_nb import lab
+            return lab.lab(args.port)
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"xfer-nb {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -64,18 +75,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from xfer_nb import sweep
+    from xfer_nb import estimates, study, sweep
+    from xfer_nb.notebook_runner import fast_jupyter_imports
 
-    sweep.fast_jupyter_imports()
-    plan = sweep.load_plan(args.params, for_running=args.command != "plan")
+    fast_jupyter_imports()
+    from xfer_nb.paths import outputs_dir
+
+    plan = study.load_plan(args.params, for_running=args.command != "plan", outputs=outputs_dir(args.outputs))
+    for note in plan.notes:  # a value given twice: which one won (xfer_nb.grid's rule)
+        print(f"xfer-nb {args.command}: note: {note}", file=sys.stderr)
     if args.command == "plan":
-        print(sweep.describe_plan(plan, args.outputs))
+        print(estimates.describe_plan(plan, args.outputs))
         return 0
     settings = sweep.sweep_settings(plan)
-    workers = args.workers or int(settings.get("workers", 1))
+    workers = args.workers if args.workers is not None else settings.get("workers", 1)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"sweep.workers={workers!r} in {args.params} is not allowed; use a whole number >= 1")
     executor = args.executor or settings.get("executor", "local")
     if args.command == "study":
-        summary, _ = sweep.study(args.params, args.outputs, workers=workers, executor=executor, force=args.force,
+        summary, _ = study.study(args.params, args.outputs, workers=workers, executor=executor, force=args.force,
                                  notebooks_dir=args.notebooks, plan=plan)
     else:
         summary = sweep.sweep(plan, args.outputs, workers=workers, executor=executor, force=args.force,

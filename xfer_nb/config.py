@@ -62,6 +62,7 @@ class PrepareConfig(DataSource):
                               f"(size 0 means the no-intermediate baseline, which has no prepare run).")
         if not self.intermediate_languages:
             raise ConfigError("intermediate_languages=[] is empty; give at least one language.")
+        _check_seed(self)
 
     @property
     def tasks(self) -> list[str]:
@@ -123,11 +124,19 @@ class TargetConfig(TrainingArgs, ModelFields, LearningFields, DataSource):
 
 
 def _check_all(cfg, *bases: type) -> None:
-    """Run each base's own checks (dataclass inheritance calls only the first)."""
+    """Run each base's own checks (dataclass inheritance calls only the first), and the
+    checks every stage shares."""
     for base in bases:
         check = base.__dict__.get("__post_init__")
         if check is not None:
             check(cfg)
+    _check_seed(cfg)
+
+
+def _check_seed(cfg) -> None:
+    seed = getattr(cfg, "seed", 0)
+    if not 0 <= seed < 2**32:  # numpy and torch seeds; -1 fails only inside the run otherwise
+        raise ConfigError(f"seed={seed} is not allowed; use a whole number from 0 to {2**32 - 1}")
 
 
 STAGES: dict[str, type] = {

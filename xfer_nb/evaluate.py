@@ -14,6 +14,11 @@ Conventions
   depend on the order, and the functions here name them by the usual meaning).
 * Inputs of different lengths, empty evaluation sets, unknown tasks, metrics or
   languages raise ``ValueError``.
+* **Refused, never scored** (``Unscorable``, a ``ValueError`` that names the task, the
+  language and how many items are bad): NaN labels, NaN or infinite embeddings, gold
+  indices outside the candidates, and QA predictions keyed by id that lack some of the
+  questions' ids. XTREME's scripts would score these as wrong (or, for a NaN embedding,
+  as index 0, which may be right): a silent wrong number.
 
 Protocols, per task family (and where they come from)
 -----------------------------------------------------
@@ -81,8 +86,28 @@ __all__ = [
     "accuracy", "get_entities", "span_prf", "span_f1", "span_precision", "span_recall",
     "token_accuracy", "squad_normalize", "mlqa_normalize", "MLQA_LANGUAGES", "QA_NORMALISATIONS", "qa_scores",
     "nearest_neighbors", "tatoeba_predict", "tatoeba_accuracy",
-    "bucc_mine", "bucc_optimize_threshold", "bucc_pair_prf", "bucc_scores", "bucc_mine_and_score",
+    "bucc_mine", "bucc_optimize_threshold", "bucc_pair_prf", "bucc_scores", "bucc_mine_and_score", "Unscorable",
 ]
+
+
+class Unscorable(ValueError):
+    """Input a metric cannot score honestly (NaN labels or embeddings, gold indices out of
+    range, missing prediction ids). The message names the task, the language and the count."""
+
+    def __init__(self, problem: str, task: str | None = None, language: str | None = None):
+        self.problem, self.task, self.language = problem, task, language
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        where = f"{self.task or '?'}/{self.language or '?'}: " if (self.task or self.language) else ""
+        return f"{where}cannot score: {self.problem}"
+
+    def at(self, task: str | None, language: str | None) -> "Unscorable":
+        return Unscorable(self.problem, self.task or task, self.language or language)
+
+
+def _is_nan(x: Any) -> bool:
+    return isinstance(x, (float, np.floating)) and math.isnan(x)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -116,6 +141,10 @@ def accuracy(predictions: Sequence, references: Sequence) -> float:
     """Percent of predictions equal to their reference (labels of any comparable kind)."""
     preds, refs = _as_list(predictions, "predictions"), _as_list(references, "references")
     _check_lengths(preds, refs)
+    for side, values in (("references", refs), ("predictions", preds)):
+        bad = sum(_is_nan(v) for v in values)
+        if bad:
+            raise Unscorable(f"{bad} of {len(values)} {side} are NaN")
     return _percent(sum(int(p == r) for p, r in zip(preds, refs)), len(refs))
 
 
@@ -315,6 +344,12 @@ def _qa_pairs(predictions: Any, references: Any) -> list[tuple[str | None, list[
         if not isinstance(predictions, Mapping):
             raise TypeError("references keyed by question id need predictions keyed the same way")
         # Like the official scripts: questions drive the loop; extra predictions are ignored.
+        # Unlike them, a question id with no prediction at all is refused (they score it 0
+        # with only a printed warning); an explicit None is an unanswered question.
+        missing = [qid for qid in references if qid not in predictions]
+        if missing:
+            raise Unscorable(f"{len(missing)} of {len(references)} questions have no prediction "
+                             f"(ids {', '.join(map(str, missing[:5]))}{', ...' if len(missing) > 5 else ''})")
         pairs = [(predictions.get(qid), _gold_texts(ref)) for qid, ref in references.items()]
         if not pairs:
             raise ValueError("nothing to evaluate: no references")
@@ -375,6 +410,9 @@ def _normalized(emb: Any, what: str) -> np.ndarray:
     x = np.array(emb, dtype=np.float32, copy=True)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"{what} must be a non-empty 2-d array of row embeddings, got shape {x.shape}")
+    bad = int((~np.isfinite(x)).any(axis=1).sum())
+    if bad:
+        raise Unscorable(f"{bad} of {x.shape[0]} {what} rows hold NaN or infinite values")
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
     return x
 
@@ -395,15 +433,25 @@ def tatoeba_predict(src_emb: Any, tgt_emb: Any) -> np.ndarray:
     return nearest_neighbors(src_emb, tgt_emb)
 
 
-def tatoeba_accuracy(src_emb: Any, tgt_emb: Any, gold_index: Any) -> float:
+def tatoeba_accuracy(src_emb: Any, tgt_emb: Any, gold_index: Any, *, task: str = "tatoeba",
+                     language: str | None = None) -> float:
     """Percent of source rows whose cosine-nearest target row is ``gold_index[i]``.
 
     XTREME's direction is English queries against the other language
-    (``tatoeba_accuracy(eng_emb, xx_emb, gold)``); see the module docstring."""
-    gold = np.asarray(gold_index, dtype=np.int64)
-    if gold.shape != (len(src_emb),):
-        raise ValueError(f"gold_index needs one target index per source row ({len(src_emb)}), got shape {gold.shape}")
-    return accuracy(tatoeba_predict(src_emb, tgt_emb), gold)
+    (``tatoeba_accuracy(eng_emb, xx_emb, gold)``); see the module docstring. NaN or
+    infinite embeddings and gold indices outside the target rows raise ``Unscorable``
+    naming ``task`` and ``language``."""
+    try:
+        gold = np.asarray(gold_index, dtype=np.float64)
+        if gold.shape != (len(src_emb),):
+            raise ValueError(f"gold_index needs one target index per source row ({len(src_emb)}), got shape {gold.shape}")
+        n_tgt = len(tgt_emb)
+        bad = int((~np.isfinite(gold) | (gold < 0) | (gold >= n_tgt) | (gold != np.round(gold))).sum())
+        if bad:
+            raise Unscorable(f"{bad} of {len(gold)} gold indices are not row numbers of the {n_tgt} candidates")
+        return accuracy(tatoeba_predict(src_emb, tgt_emb), gold.astype(np.int64))
+    except Unscorable as err:
+        raise err.at(task, language) from None
 
 
 def _top_k_rows(a: np.ndarray, k: int, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -761,7 +809,10 @@ def compute(task: str, language: str | None, predictions: Any, references: Any, 
     out = {}
     for spec in specs:
         opts = {o: options[o] for o in spec.options if o in options}
-        out[spec.name] = float(spec.fn(predictions, references, language, **opts))
+        try:
+            out[spec.name] = float(spec.fn(predictions, references, language, **opts))
+        except Unscorable as err:
+            raise err.at(task, language) from None
     return out
 
 

@@ -28,7 +28,7 @@ jobs (`executor.batch()`); the group's array carries `--dependency=afterok:<upst
 jobs>` and `--kill-on-invalid-dep=yes`. Runs whose upstream is already done form one
 array with no dependency. A run's job id is kept in `<outputs>/slurm/<plan>/submitted.json`;
 a later `xfer-nb sweep --executor slurm` does not resubmit a run whose job is still in
-`squeue`. Each job runs `sweep.run_spec` (one papermill execution); when Slurm preempts
+`squeue`. Each job runs `notebook_runner.run_spec` (one papermill execution); when Slurm preempts
 or times it out, submitit calls `RunJob.checkpoint()`, which requeues the same job: the
 run folder has no DONE.json, so the requeued job runs the notebook again and the notebook
 resumes from the checkpoints in its run folder.
@@ -44,8 +44,10 @@ from typing import Any
 
 from xfer_nb import io
 from xfer_nb.runs import RunSpec, is_done, slug
-from xfer_nb.sweep import (FAILED_, KERNEL_NAME, SKIPPED, STAGE_ORDER, SUBMITTED, Outcome, _prepass, cpu_count,
-                           fast_jupyter_imports, run_spec, sweep_settings)
+from xfer_nb.notebook_runner import KERNEL_NAME, cpu_count, fast_jupyter_imports, reuse_outcomes, run_spec
+from xfer_nb.outcomes import FAILED_, SKIPPED, SUBMITTED, Outcome
+from xfer_nb.runs import STAGE_ORDER
+from xfer_nb.grid import sweep_settings
 
 SLURM_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "account", "qos",
               "constraint", "array_parallelism", "setup", "additional_parameters", "max_num_timeout", "stages",
@@ -152,7 +154,7 @@ class AnalysisJob:
         self.kernel_name, self.notebooks_dir = kernel_name, notebooks_dir
 
     def __call__(self) -> dict[str, Any]:
-        from xfer_nb.sweep import load_plan, run_analysis
+        from xfer_nb.study import load_plan, run_analysis
 
         fast_jupyter_imports()
         plan = load_plan(self.params_file)
@@ -217,7 +219,7 @@ def submit_runs(plan: Any, specs: list[RunSpec], outputs: Path, *, cluster: str 
     folder = jobs_folder(outputs, getattr(plan, "name", "sweep"))
     folder.mkdir(parents=True, exist_ok=True)
     nb_dir = str(Path(notebooks_dir).resolve()) if notebooks_dir else None
-    outcomes, todo = _prepass(specs, outputs, force)
+    outcomes, todo = reuse_outcomes(specs, outputs, force)
     in_sweep = {s.run_id for s in todo}
     record_path = folder / "submitted.json"
     submitted: dict[str, str] = json.loads(record_path.read_text()) if record_path.is_file() else {}

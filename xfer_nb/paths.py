@@ -27,3 +27,29 @@ def outputs_dir(override: str | os.PathLike | None = None) -> Path:
 
 def cache_dir(outputs: str | os.PathLike | None = None) -> Path:
     return outputs_dir(outputs) / "cache"
+
+
+_CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
+
+
+def check_name(name: str, *, what: str = "name") -> str:
+    """Refuse a string that is not one plain file name: empty, `.` or `..`, holding `/`
+    or `\\`, a `..` anywhere, or control characters. Returns it unchanged."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
+            or ".." in name or any(ch in _CONTROL for ch in name):
+        raise ValueError(f"{what}={name!r} is not allowed as a file or folder name: use letters, digits, "
+                         "'-', '_', '.', '+' and '=' (no '/', no '..', no control characters)")
+    return name
+
+
+def output_path(outputs: str | os.PathLike | None, *parts: str) -> Path:
+    """The one way to name a file under the outputs folder: `<outputs>/<part>/<part>...`.
+
+    Each part must be a plain name (`check_name`), so nothing is ever written outside
+    the outputs folder, whatever a params file's `name` or a task or language holds.
+    Pass names built from free text through `xfer_nb.runs.slug` first."""
+    root = outputs_dir(outputs)
+    path = root.joinpath(*(check_name(p, what="output path part") for p in parts))
+    if not path.resolve().is_relative_to(root):  # a symlink inside outputs that points out of it
+        raise ValueError(f"{path} resolves to {path.resolve()}, outside the outputs folder {root}")
+    return path

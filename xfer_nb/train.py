@@ -645,7 +645,7 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
                              "or call train(..., resume=False).")
         model.load_state_dict(torch.load(path / "model.pt", map_location=device, weights_only=True))
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
-        extra = torch.load(path / "state.pt", weights_only=False)
+        extra = torch.load(path / "state.pt", weights_only=True)  # plain data only: a crafted checkpoint runs no code
         scheduler.load_state_dict(extra["scheduler"])
         sampler.load_state_dict(extra["sampler"])
         if scaler is not None and extra.get("scaler"):

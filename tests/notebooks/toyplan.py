@@ -72,7 +72,8 @@ PLANS = {"chain": chain_plan, "failing": failing_plan, "flat": flat_plan}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from xfer_nb.sweep import fast_jupyter_imports, sweep
+    from xfer_nb.notebook_runner import fast_jupyter_imports
+    from xfer_nb.sweep import sweep
 
     fast_jupyter_imports()  # as the xfer-nb command does
 
