@@ -158,3 +158,16 @@ def test_one_file_giving_a_key_in_settings_and_a_stage_section_is_rejected(tmp_p
     (tmp_path / "p.yaml").write_text("axes: {target_task: [pawsx]}\nsettings: {eval_batch_size: 8}\n"
                                      "target: {eval_batch_size: 8}\n")
     assert grid.load_params(tmp_path / "p.yaml").notes == []
+
+
+def test_intermediate_fields_per_intermediate_task():
+    params = {**BASE, "axes": {**BASE["axes"], "intermediate_task": ["none", "xnli", "udpos"]},
+              "intermediate": {"learning_rate": {"udpos": 3.0e-4, "default": 5.0e-5}}}
+    plan = expand(params)
+    by_task = {}
+    prepare = {s.run_id: s.config for s in plan.stages["prepare"]}
+    for spec in plan.stages["intermediate"]:
+        by_task.setdefault(prepare[spec.upstream["prepare"]]["intermediate_task"], set()).add(spec.config["learning_rate"])
+    assert by_task == {"udpos": {3.0e-4}, "xnli": {5.0e-5}}
+    with pytest.raises(C.ConfigError, match=r"intermediate: learning_rate=.*'udpso'"):
+        expand({**params, "intermediate": {"learning_rate": {"udpso": 1e-4}}})

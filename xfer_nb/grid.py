@@ -17,9 +17,11 @@ A params file names the axes and the fixed settings:
     prepare: {...}  intermediate: {...}  target: {...}   # one stage's fields
     sweep: {...}                    # how to run (workers, executor, slurm)
 
-A target field may also be given per target task, as a mapping from task names (and
-`default`) to values: `max_train_examples: {panx: 2000, default: 500}`. A task the
-mapping does not name gets `default`, or the field's own default.
+A target field may also be given per target task, and an intermediate field per
+intermediate task, as a mapping from task names (and `default`) to values:
+`max_train_examples: {panx: 2000, default: 500}`, `learning_rate: {udpos: 3.0e-4, default:
+5.0e-5}`. A task the mapping does not name gets `default`, or the field's own default (a
+multi-task intermediate run looks up its whole name, e.g. `mnli+udpos`).
 
 An axis value or setting goes to every stage whose config has that field.
 
@@ -287,10 +289,10 @@ def _stage_values(stage: str, point: dict, params: dict, settings: dict) -> dict
     return values
 
 
-def _per_target_task(values: dict[str, Any]) -> dict[str, Any]:
-    """Resolve target fields given as {task: value, default: value} for this run's task."""
+def _per_task(values: dict[str, Any], stage: str, task: str) -> dict[str, Any]:
+    """Resolve fields given as {task: value, default: value} for this run's task (the target
+    task for target fields, the intermediate task for intermediate ones)."""
     from xfer_nb import tasks
-    task = values.get("target_task", "")
     allowed = sorted(tasks.TASKS) + ["default"]
     resolved = {}
     for key, value in values.items():
@@ -299,7 +301,7 @@ def _per_target_task(values: dict[str, Any]) -> dict[str, Any]:
             continue
         unknown = sorted(set(value) - set(allowed))
         if unknown:
-            raise C.ConfigError(f"target: {key}={value!r} names {unknown}, which are neither tasks nor 'default'; "
+            raise C.ConfigError(f"{stage}: {key}={value!r} names {unknown}, which are neither tasks nor 'default'; "
                                 f"allowed keys: {allowed}")
         if task in value or "default" in value:
             resolved[key] = value.get(task, value.get("default"))
@@ -344,13 +346,16 @@ def _point_specs(point: dict, params: dict, settings: dict, language_sets: dict,
         prepare = C.from_dict(C.PrepareConfig, values, where="prepare")
         label = f"{prepare.intermediate_task}-{name}-n{prepare.intermediate_size}-s{prepare.seed}"
         specs["prepare"] = data.spec("prepare", C.to_dict(prepare), {}, label)
-        inter = C.from_dict(C.IntermediateConfig, _stage_values("intermediate", point, params, settings), where="intermediate")
+        inter_values = _per_task(_stage_values("intermediate", point, params, settings), "intermediate",
+                                 prepare.intermediate_task)
+        inter = C.from_dict(C.IntermediateConfig, inter_values, where="intermediate")
         specs["intermediate"] = RunSpec("intermediate", C.to_dict(inter), {"prepare": specs["prepare"].run_id}, label)
         upstream = {"intermediate": specs["intermediate"].run_id}
         base_label = label
     else:
         base_label = f"baseline-s{seed}"
-    values = _per_target_task(_stage_values("target", point, params, settings))
+    values = _stage_values("target", point, params, settings)
+    values = _per_task(values, "target", values.get("target_task", ""))
     target = C.from_dict(C.TargetConfig, values, where="target")
     specs["target"] = data.spec("target", C.to_dict(target), upstream, f"{target.target_task}--{base_label}")
     return specs
