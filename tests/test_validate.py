@@ -18,13 +18,13 @@ def test_a_valid_plan_passes(data_dir):
 
 
 @pytest.mark.parametrize("change, needle", [
-    ({"axes": {**BASE["axes"], "intermediate_size": [5000]}}, "intermediate_size=5000 is larger than the pool of 1245"),
+    ({"axes": {**BASE["axes"], "intermediate_size": [5000]}}, "intermediate_size=5000 is larger than the pool of 745 examples of xnli in ['en'] with held_out_examples=500"),
     ({"target": {"eval_languages": ["en", "xx"]}}, "eval_languages ['xx'] are not available for udpos"),
     ({"axes": {**BASE["axes"], "target_task": ["anli"]}}, "target_task='anli' is not an XTREME target task"),
     ({"axes": {**BASE["axes"], "intermediate_task": ["xnlii"]}}, "intermediate_task='xnlii' is not a known task"),
     ({"axes": {**BASE["axes"], "intermediate_task": ["qqp"]}}, "intermediate_task='qqp' has no local intermediate data"),
     ({"axes": {**BASE["axes"], "intermediate_task": ["mnli"], "intermediate_size": [16000]}},
-     "intermediate_size=16000 is larger than the pool of 15001"),
+     "intermediate_size=16000 is larger than the pool of 14501"),
     ({"settings": {"model_name_or_path": "embedded:nope"}}, "is not an embedded model"),
     ({"settings": {"model_name_or_path": "xlm-roberta-large"}}, "the Hugging Face hub is unreachable"),
 ])
