@@ -229,7 +229,8 @@ def test_preempted_job_is_requeued_and_the_run_resumes(tmp_path):
     """The job's time runs out mid-notebook: submitit signals it, calls RunJob.checkpoint()
     and requeues it; the rerun finds the notebook's checkpoint in the run folder."""
     plan = toyplan.flat_plan(1, sleep_s=300.0, name="preempt")
-    plan.params = {"sweep": {"slurm": {"timeout_min": 0.5, "signal_delay_s": 19}}}  # signal after 11 s
+    # the signal comes 20 s into each try: time for the rerun to start a kernel and finish on a busy machine
+    plan.params = {"sweep": {"slurm": {"timeout_min": 0.75, "signal_delay_s": 25}}}
     summary = S.sweep(plan, tmp_path, executor="submitit-local", notebooks_dir=NOTEBOOKS, quiet=True)
     (o,) = summary.outcomes
     assert o.status == S.DONE_NOW, o
