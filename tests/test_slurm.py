@@ -1,19 +1,23 @@
-"""Runs as submitit jobs: the Slurm parameter mapping and submission (sbatch scripts
-rendered and handed to a recording stand-in for `sbatch`, since no cluster is reachable),
-and the job path run for real by submitit's LocalExecutor, preemption included."""
+"""Runs as submitit jobs: the Slurm parameter mapping; the smoke study on a real one-node
+Slurm cluster (tests/slurm_cluster.py: Debian's slurm-wlm), with job arrays, stage
+dependencies, a requeued run resuming from its checkpoint and results equal to the local
+executor's; and the job path run by submitit's LocalExecutor, preemption included."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from xfer_nb import executors as E
 from xfer_nb import sweep as S, notebook_runner as R, outcomes as O, study as St
-from xfer_nb.runs import DONE, FAILED, HTML, METRICS
+from xfer_nb.runs import DONE, FAILED, HTML, METRICS, NOTEBOOK
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "tests" / "notebooks"
@@ -28,36 +32,7 @@ SLURM = {"partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 6
          "stages": {"prepare": {"gpus_per_node": 0, "mem_gb": 16, "timeout_min": 30}}}
 
 
-@pytest.fixture
-def fake_slurm(tmp_path, monkeypatch):
-    """`srun`, `sbatch` and `squeue` stand-ins on PATH: sbatch keeps each script it is
-    given and answers like Slurm; squeue prints the lines of `squeue.txt`."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "sbatch").write_text(
-        f"#!{sys.executable}\nimport pathlib, shutil, sys\n"
-        f"d = pathlib.Path({str(bin_dir)!r})\n"
-        "n = int((d / 'count').read_text()) + 1 if (d / 'count').exists() else 101\n"
-        "(d / 'count').write_text(str(n))\n"
-        "shutil.copy(sys.argv[1], d / f'sbatch-{n}.sh')\n"
-        "print(f'Submitted batch job {n}')\n")
-    (bin_dir / "squeue").write_text(
-        f"#!{sys.executable}\nimport pathlib, sys\n"
-        f"p = pathlib.Path({str(bin_dir)!r}) / 'squeue.txt'\n"
-        "(pathlib.Path(p.parent, 'squeue-args.txt')).write_text(' '.join(sys.argv[1:]))\n"
-        "print(p.read_text() if p.exists() else '', end='')\n")
-    for name in ("srun", "sbatch", "squeue"):
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
-    return bin_dir
-
-
-def scripts(bin_dir: Path) -> dict[str, str]:
-    return {p.stem.split("-")[1]: p.read_text() for p in sorted(bin_dir.glob("sbatch-*.sh"))}
-
-
-def test_slurm_settings_map_to_sbatch_flags(fake_slurm, tmp_path):
+def test_slurm_settings_map_to_sbatch_flags(tmp_path):
     import submitit
 
     params = {"sweep": {"executor": "slurm", "slurm": SLURM}}
@@ -83,49 +58,135 @@ def test_slurm_settings_map_to_sbatch_flags(fake_slurm, tmp_path):
             E.slurm_settings({"sweep": {"slurm": bad}}, "target")
 
 
-def test_slurm_submits_dependent_arrays_and_does_not_resubmit_queued_runs(fake_slurm, tmp_path):
-    plan = toyplan.chain_plan()
-    plan.params = {"sweep": {"executor": "slurm", "slurm": SLURM}}
-    outputs = tmp_path / "out"
-    summary = S.sweep(plan, outputs, executor="slurm", notebooks_dir=NOTEBOOKS)
-    assert summary.ok and [o.status for o in summary.outcomes] == [O.SUBMITTED] * 5
-    job = {o.run_id.rsplit("-", 1)[0]: o.job_id for o in summary.outcomes}
-    sent = scripts(fake_slurm)
-    assert len(sent) == 4  # prepare, intermediate, the array of 2 targets after it, the baseline
-    assert job["p"] == "101" and job["i"] == "102"
-    assert job["t-value"] == "103_0" and job["t-text"] == "103_1" and job["baseline"] == "104"
-    assert "--dependency" not in sent["101"] and "--gpus-per-node" not in sent["101"]
-    assert "#SBATCH --dependency=afterok:101\n" in sent["102"] and "#SBATCH --gpus-per-node=1\n" in sent["102"]
-    assert "#SBATCH --array=0-1%2\n" in sent["103"] and "#SBATCH --dependency=afterok:102\n" in sent["103"]
-    assert "--dependency" not in sent["104"] and "--array" not in sent["104"]
-    assert all("#SBATCH --partition=gpu\n" in s and "submitit.core._submit" in s for s in sent.values())
-    record = json.loads((outputs / "slurm" / "chain" / "submitted.json").read_text())
-    assert record == {o.run_id: o.job_id for o in summary.outcomes}
-    # the job callables were pickled for the cluster: each is a RunJob for its run
-    import cloudpickle  # noqa: F401 (submitit's pickler)
-    pkl = next((outputs / "slurm" / "chain" / "102").glob("*_submitted.pkl"))
-    delayed = pickle.loads(pkl.read_bytes())
-    assert isinstance(delayed.function, E.RunJob) and delayed.function.spec == plan.stages["intermediate"][0]
+# The smoke study on the test cluster: params/smoke.yaml, with the intermediate run long
+# enough (40 steps, a checkpoint every 2) for the test to requeue its job mid-training, and
+# jobs that fit a small node (no GPU, one CPU each).
+SMOKE_ON_SLURM = """\
+extends: {smoke}
+name: smoke-slurm
+intermediate:
+  max_steps: 40
+  checkpoint_every_steps: 2
+sweep:
+  slurm:
+    gpus_per_node: 0
+    cpus_per_task: 1
+    mem_gb: 2
+    timeout_min: 30
+"""
+# Metrics that measure the machine, not the model.
+TIMING_METRICS = {"examples_per_second", "train_seconds", "eval_seconds", "seconds"}
 
-    # still queued (squeue lists 101 and the target array): not submitted again; the
-    # runs that are no longer queued are, after the queued upstream job
-    (fake_slurm / "squeue.txt").write_text("101\n103_[0-1%2]\n")
-    summary = S.sweep(plan, outputs, executor="slurm", notebooks_dir=NOTEBOOKS, quiet=True)
-    job2 = {o.run_id.rsplit("-", 1)[0]: o.job_id for o in summary.outcomes}
-    assert "--jobs=101,102,103,104" in (fake_slurm / "squeue-args.txt").read_text()
-    assert job2["p"] == "101" and job2["t-value"] == "103_0" and job2["t-text"] == "103_1"
-    assert job2["i"] == "105" and job2["baseline"] == "106"
-    assert "#SBATCH --dependency=afterok:101\n" in scripts(fake_slurm)["105"]
 
-    # study: the analysis notebook as one job after every run's job (afterany)
-    (fake_slurm / "squeue.txt").write_text("101\n103\n105\n106\n")
-    params_file = tmp_path / "chain.yaml"
-    params_file.write_text("name: chain\n")
-    summary, report = St.study(params_file, outputs, plan=plan, executor="slurm", notebooks_dir=NOTEBOOKS)
-    analysis = scripts(fake_slurm)["107"]
-    assert report is None and len(scripts(fake_slurm)) == 7
-    assert "#SBATCH --dependency=afterany:101:103_0:103_1:105:106\n" in analysis
-    assert "#SBATCH --job-name=xfer-analysis\n" in analysis and "--gpus-per-node" not in analysis
+def xfer_nb(*args, env, timeout=900) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "xfer_nb.cli", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def results(outputs: Path) -> dict[str, list[dict]]:
+    """run id -> its metrics.jsonl rows, the timing metrics left out."""
+    out = {}
+    for path in sorted(outputs.glob("runs/*/*/" + METRICS)):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out[path.parent.name] = [r for r in rows if r.get("metric") not in TIMING_METRICS]
+    return out
+
+
+def queue(cluster) -> dict[str, dict[str, str]]:
+    """squeue, one entry per job or array task: state, dependency, name."""
+    text = cluster.run("squeue", "--noheader", "--array", "--format=%i|%T|%E|%j")
+    rows = (line.split("|") for line in text.splitlines() if line.strip())
+    return {r[0]: {"state": r[1], "dependency": r[2], "name": r[3]} for r in rows}
+
+
+@pytest.mark.slow
+def test_smoke_sweep_on_a_real_slurm_cluster_equals_the_local_executor(slurm_cluster, tmp_path):
+    cluster = slurm_cluster
+    params = tmp_path / "smoke-slurm.yaml"
+    params.write_text(SMOKE_ON_SLURM.format(smoke=ROOT / "params" / "smoke.yaml"))
+    env = {**cluster.env(), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    plan = St.load_plan(params)
+    started = time.monotonic()
+    # the same params through the local executor, meanwhile (the cluster's jobs leave CPUs idle
+    # while they wait on each other and on the requeue)
+    local_log = open(tmp_path / "local.log", "w")
+    local_proc = subprocess.Popen([sys.executable, "-m", "xfer_nb.cli", "sweep", str(params), "--executor", "local",
+                                   "--outputs", str(tmp_path / "local")], cwd=ROOT, env=env, stdout=local_log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _sweep_on_slurm_then_compare(cluster, plan, params, env, tmp_path, local_proc, started)
+    finally:
+        if local_proc.poll() is None:  # a failed assertion: end the local sweep and its workers
+            os.killpg(local_proc.pid, 9)
+            local_proc.wait()
+        local_log.close()
+
+
+def _sweep_on_slurm_then_compare(cluster, plan, params, env, tmp_path, local_proc, started):
+    specs = {s.run_id: s for s in plan.all_specs()}
+    (inter,) = plan.stages["intermediate"]
+    out = tmp_path / "on-slurm"
+
+    # 1. submit: every run becomes a job at once, the later stages wait on the earlier ones
+    proc = xfer_nb("sweep", params, "--executor", "slurm", "--outputs", out, env=env)
+    submitted_s = time.monotonic() - started
+    record_path = out / "slurm" / "smoke-slurm" / "submitted.json"
+    job = json.loads(record_path.read_text())
+    assert set(job) == set(specs), proc.stdout
+    jobs_now = queue(cluster)
+    by_stage = {st: sorted(job[s.run_id] for s in ss) for st, ss in plan.stages.items()}
+    (prepare_job,) = by_stage["prepare"]
+    assert job[inter.run_id] in jobs_now and f"afterok:{prepare_job}" in jobs_now[job[inter.run_id]]["dependency"]
+    after_inter = [job[s.run_id] for s in plan.stages["target"] if inter.run_id in s.upstream.values()]
+    assert len(after_inter) >= 2 and len({j.split("_")[0] for j in after_inter}) == 1, "one array of targets"
+    assert {j.split("_")[1] for j in after_inter} == {str(i) for i in range(len(after_inter))}
+    for j in after_inter:
+        assert jobs_now[j]["state"] == "PENDING" and f"afterok:{job[inter.run_id]}" in jobs_now[j]["dependency"]
+        assert jobs_now[j]["name"] == "xfer-target"
+
+    # 2. the study command on the same outputs submits nothing twice; the analysis job
+    #    waits for every job of the sweep (afterany)
+    proc = xfer_nb("study", params, "--executor", "slurm", "--outputs", out, env=env)
+    assert json.loads(record_path.read_text()) == job
+    analysis = re.search(r"^analysis job (\d+) will write the report", proc.stdout, re.M)
+    assert analysis, proc.stdout
+    analysis_job = analysis.group(1)
+
+    # 3. requeue the intermediate job once it has written a checkpoint, while it trains
+    checkpoints = out / "runs" / "intermediate" / inter.run_id / "checkpoints"
+    deadline = time.monotonic() + 600
+    while not any(p.name.startswith("step-") for p in (checkpoints.iterdir() if checkpoints.is_dir() else [])):
+        assert time.monotonic() < deadline, f"no checkpoint after 600 s:\n{cluster.logs()}"
+        time.sleep(0.05)
+    seen = sorted(int(p.name.split("-")[1]) for p in checkpoints.iterdir() if p.name.startswith("step-"))
+    cluster.run("scontrol", "requeue", job[inter.run_id])
+    requeued_at = time.monotonic() - started
+    cluster.wait_idle(timeout=900)
+    slurm_s = time.monotonic() - started
+    assert cluster.job_field(job[inter.run_id], "Restarts") == "1"
+    for run_id, spec in specs.items():
+        assert (out / "runs" / spec.stage / run_id / DONE).is_file(), f"{spec.stage}/{run_id} is not done"
+    nb = json.loads((out / "runs" / "intermediate" / inter.run_id / NOTEBOOK).read_text())
+    shown = "".join("".join(o.get("data", {}).get("text/plain", "")) + "".join(o.get("text", ""))
+                    for c in nb["cells"] for o in c.get("outputs", []))
+    resumed = re.search(r"'resumed_from_step': (\d+)", shown)
+    assert resumed and seen[0] <= int(resumed.group(1)) <= 40, "the requeued run did not resume from its checkpoint"
+    assert (out / "reports" / "smoke-slurm.html").is_file(), f"analysis job {analysis_job} made no report"
+
+    # 4. the local executor's results are the same
+    assert local_proc.wait(timeout=900) == 0, (tmp_path / "local.log").read_text()[-3000:]
+    local_s = time.monotonic() - started
+    on_slurm, local = results(out), results(tmp_path / "local")
+    assert set(local) == set(on_slurm) == set(specs)
+    for run_id in specs:
+        assert on_slurm[run_id] == local[run_id], run_id
+    # the requeued training, resumed from its checkpoint, logged the same loss at every step
+    train_log = "runs/intermediate/" + inter.run_id + "/train_log.jsonl"
+    assert (out / train_log).read_text() == (tmp_path / "local" / train_log).read_text()
+    print(f"slurm: submitted in {submitted_s:.1f} s, requeued at {requeued_at:.1f} s after checkpoints {seen}, "
+          f"all jobs done at {slurm_s:.1f} s; the local sweep beside it done at {local_s:.1f} s")
 
 
 def test_run_job_checkpoint_requeues_itself():
@@ -168,7 +229,8 @@ def test_preempted_job_is_requeued_and_the_run_resumes(tmp_path):
     """The job's time runs out mid-notebook: submitit signals it, calls RunJob.checkpoint()
     and requeues it; the rerun finds the notebook's checkpoint in the run folder."""
     plan = toyplan.flat_plan(1, sleep_s=300.0, name="preempt")
-    plan.params = {"sweep": {"slurm": {"timeout_min": 0.5, "signal_delay_s": 19}}}  # signal after 11 s
+    # the signal comes 20 s into each try: time for the rerun to start a kernel and finish on a busy machine
+    plan.params = {"sweep": {"slurm": {"timeout_min": 0.75, "signal_delay_s": 25}}}
     summary = S.sweep(plan, tmp_path, executor="submitit-local", notebooks_dir=NOTEBOOKS, quiet=True)
     (o,) = summary.outcomes
     assert o.status == O.DONE_NOW, o

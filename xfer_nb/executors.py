@@ -31,7 +31,14 @@ a later `xfer-nb sweep --executor slurm` does not resubmit a run whose job is st
 `squeue`. Each job runs `notebook_runner.run_spec` (one papermill execution); when Slurm preempts
 or times it out, submitit calls `RunJob.checkpoint()`, which requeues the same job: the
 run folder has no DONE.json, so the requeued job runs the notebook again and the notebook
-resumes from the checkpoints in its run folder.
+resumes from the checkpoints in its run folder. A job requeued from outside (`scontrol
+requeue <jobid>`) is ended by Slurm (SIGTERM, which submitit ignores, then SIGKILL) and
+rerun the same way; the jobs that wait on it (afterok) wait for the rerun.
+
+Each job runs `sys.executable` (the venv the `xfer-nb` command runs from; `sweep.slurm.python`
+overrides it) with the submitting shell's environment (sbatch's default, --export=ALL), so it
+finds that venv's `xfer-nb` kernel. tests/test_slurm.py runs the smoke study through a real
+one-node Slurm (tests/slurm_cluster.py) and compares it with the local executor.
 """
 from __future__ import annotations
 
