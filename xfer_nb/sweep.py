@@ -597,6 +597,8 @@ def sweep(plan: Any, outputs: str | os.PathLike | None = None, *, workers: int =
         summary.outcomes = _sweep_local(specs, outputs, workers, threads or threads_per_worker(workers), run_kwargs,
                                         progress, stream)
     summary.seconds = round(time.monotonic() - t0, 3)
+    from xfer_nb import index_page
+    index_page.update(plan, outputs, summary.outcomes)
     if not quiet:
         print(summary.table(), flush=True)
     return summary
@@ -922,6 +924,8 @@ def study(params_file: str | os.PathLike, outputs: str | os.PathLike | None = No
         print(f"analysis job {job} will write the report to {report}", flush=True)
         return summary, None
     outcome, report = run_analysis(plan, params_file, outputs, kernel_name=kernel_name, notebooks_dir=notebooks_dir)
+    from xfer_nb import index_page
+    print(f"index of runs: {index_page.update(plan, outputs, summary.outcomes)}", flush=True)
     summary.outcomes.append(outcome)
     summary.seconds = round(time.monotonic() - t0, 3)
     print(summary.table(), flush=True)
@@ -945,7 +949,8 @@ def lab_command(port: int = 8888, token: str | None = None,
     root = Path(root or NOTEBOOKS_DIR).resolve()
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={int(port)}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
-           "--ServerApp.allow_remote_access=False"]
+           "--ServerApp.allow_remote_access=False",
+           "--ContentsManager.pre_save_hook=xfer_nb.lab_hooks.strip_outputs"]  # saved notebooks stay output-free
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers run as root; Jupyter refuses without this
         cmd.append("--allow-root")
     env = {**os.environ, "JUPYTER_TOKEN": token}

@@ -46,18 +46,22 @@ def loss_curve(log: pd.DataFrame):
     return fig
 
 
-def score_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Languages as rows, metrics as columns, with tier and seen/unseen."""
+def score_table(scores: pd.DataFrame):
+    """Languages as rows, metrics as columns, with tier and seen/unseen: a styled table
+    with no index column and one decimal (scores are in %), as a notebook shows it."""
     if scores.empty:
         return scores
     table = scores.pivot_table(index=["language", "seen"], columns="metric", values="value").reset_index()
     table.insert(1, "tier", table["language"].map(_tier))
-    return table.sort_values(["tier", "language"]).round(2)
+    table.columns.name = None  # else the pivot's "metric" label sits above the first column
+    table = table.sort_values(["tier", "language"]).reset_index(drop=True)
+    return (table.style.hide(axis="index").format(precision=1)
+            .set_caption("Zero-shot scores per language (%)").set_table_attributes('class="score-table"'))
 
 
 def language_scores(scores: pd.DataFrame, metric: str | None = None):
     """Bar chart of one metric per language, coloured by resource tier."""
-    fig, ax = plt.subplots(figsize=(max(5, 0.35 * scores["language"].nunique() + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(max(5, 0.35 * scores["language"].nunique() + 2) + 1.5, 3.4))  # + the legend
     if scores.empty:
         return fig
     metric = metric or scores["metric"].iloc[0]
@@ -73,7 +77,7 @@ def language_scores(scores: pd.DataFrame, metric: str | None = None):
     ax.set_xlabel("evaluation language")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title(f"{rows['task'].iloc[0]}: zero-shot {metric} per language")
-    ax.legend(title="resource tier", fontsize="small")
+    ax.legend(title="resource tier", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, never over a bar
     fig.tight_layout()
     return fig
 
