@@ -240,7 +240,8 @@ def render_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_co
 
     if hide_code not in _EXPORTERS:
         _EXPORTERS[hide_code] = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code,
-                                             exclude_output_prompt=hide_code)
+                                             exclude_output_prompt=hide_code,  # no CDN scripts: opens offline
+                                             require_js_url="data:text/javascript,", mathjax_url="data:text/javascript,")
     nb = nbformat.read(str(notebook), as_version=4)
     body, _ = _EXPORTERS[hide_code].from_notebook_node(nb)
     io.write_text(html, body)
