@@ -322,7 +322,7 @@ def link_report(report: str | os.PathLike, index: str | os.PathLike) -> bool:
         return True
     href = html.escape(os.path.relpath(index, report.parent), quote=True)
     banner = (f'<p class="{LINK_MARK}" style="font: 16px system-ui, sans-serif; margin: 1em 2em; padding: 0.5em 1em; background: #eef4ff;">'
-              f'Every run of this study, with its status and rendered notebook: <a href="{href}">index of runs</a></p>')
+              f'Every run of this study, with its status and rendered notebook: <a href="{href}" style="color: #0645ad; text-decoration: underline;">index of runs</a></p>')
     pos = text.find(">", text.find("<body")) + 1 if "<body" in text else 0
     io.write_text(report, text[:pos] + "\n" + banner + text[pos:])
     return True
