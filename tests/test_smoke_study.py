@@ -15,17 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 XFER_NB = [sys.executable, "-m", "xfer_nb.cli"]
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke-outputs")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    started = time.monotonic()
-    proc = subprocess.run(XFER_NB + ["study", "params/smoke.yaml", "--outputs", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
-    seconds = time.monotonic() - started
-    print(f"smoke study: {seconds:.1f} s")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, proc, env, seconds
+# the `smoke` fixture (the smoke study, run once per test session) is in conftest.py
 
 
 def test_every_run_folder_is_complete(smoke):

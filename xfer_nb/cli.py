@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("params")
     p.add_argument("--outputs", default=None)
 
+    p = sub.add_parser("report", help="rebuild the index of runs and the study report from finished runs (no training)")
+    p.add_argument("params")
+    p.add_argument("--outputs", default=None)
+    p.add_argument("--notebooks", default=None, help="folder of the analysis notebook (default: notebooks/)")
+
     p = sub.add_parser("lab", help="JupyterLab on the notebooks, on 127.0.0.1 with a token")
     p.add_argument("--port", type=int, default=8888)
 
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             return data.cli_data(args)
         if args.command in ("sweep", "study", "plan"):
             return _run_command(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "lab":
             from xfer_nb import lab
             return lab.lab(args.port)
@@ -99,6 +106,28 @@ def _run_command(args: argparse.Namespace) -> int:
         summary = sweep.sweep(plan, args.outputs, workers=workers, executor=executor, force=args.force,
                               only=args.only, notebooks_dir=args.notebooks)
     return 0 if summary.ok else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Re-run only the analysis notebook over the finished runs, then rewrite the index."""
+    import time
+
+    from xfer_nb import index_page, notebook_runner, study
+    from xfer_nb.paths import outputs_dir
+    from xfer_nb.runs import is_done
+
+    started = time.monotonic()
+    notebook_runner.fast_jupyter_imports()
+    plan = study.load_plan(args.params, for_running=False, outputs=args.outputs)
+    if not any(is_done(s.dir(args.outputs)) for s in plan.stages["target"]):
+        raise FileNotFoundError(f"no finished target run of {args.params} under {outputs_dir(args.outputs)}; "
+                                f"run `xfer-nb study {args.params}` first")
+    outcome, report = study.run_analysis(plan, args.params, args.outputs, notebooks_dir=args.notebooks, force=True)
+    index = index_page.write_index(plan, args.outputs)
+    print(f"index of runs: {index}")
+    print(f"report: {report}" if report else f"no report: analysis {outcome.status} ({outcome.error}); see {outcome.run_dir}")
+    print(f"rebuilt in {time.monotonic() - started:.1f} s")
+    return 0 if report else 1
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ def lab_command(port: int = 8888, token: str | None = None,
     root = Path(root or NOTEBOOKS_DIR).resolve()
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={int(port)}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
-           "--ServerApp.allow_remote_access=False"]
+           "--ServerApp.allow_remote_access=False",
+           "--ContentsManager.pre_save_hook=xfer_nb.lab_hooks.strip_outputs"]   # tracked notebooks stay clean
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers run as root; Jupyter refuses without this
         cmd.append("--allow-root")
     env = {**os.environ, "JUPYTER_TOKEN": token}

@@ -163,8 +163,10 @@ def render_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_co
     from nbconvert import HTMLExporter
 
     if hide_code not in _EXPORTERS:
+        # no CDN scripts: a shared report must open offline with a clean console
         _EXPORTERS[hide_code] = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code,
-                                             exclude_output_prompt=hide_code)
+                                             exclude_output_prompt=hide_code, require_js_url="data:text/javascript,",
+                                             mathjax_url="data:text/javascript,")
     nb = nbformat.read(str(notebook), as_version=4)
     body, _ = _EXPORTERS[hide_code].from_notebook_node(nb)
     io.write_text(html, body)

@@ -73,6 +73,8 @@ def study(params_file: str | os.PathLike, outputs: str | os.PathLike | None = No
         print(f"analysis job {job} will write the report to {report}", flush=True)
         return summary, None
     outcome, report = run_analysis(plan, params_file, outputs, kernel_name=kernel_name, notebooks_dir=notebooks_dir)
+    from xfer_nb import index_page
+    print(f"index of runs: {index_page.update(plan, outputs, summary.outcomes)}", flush=True)
     summary.outcomes.append(outcome)
     summary.seconds = round(time.monotonic() - t0, 3)
     print(summary.table(), flush=True)

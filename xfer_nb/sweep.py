@@ -189,6 +189,8 @@ def sweep(plan: Any, outputs: str | os.PathLike | None = None, *, workers: int =
         summary.outcomes = _sweep_local(specs, outputs, workers, threads or threads_per_worker(workers), run_kwargs,
                                         progress, stream)
     summary.seconds = round(time.monotonic() - t0, 3)
+    from xfer_nb import index_page
+    index_page.update(plan, outputs, summary.outcomes)   # never raises
     if not quiet:
         print(summary.table(), flush=True)
     return summary

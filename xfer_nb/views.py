@@ -46,18 +46,24 @@ def loss_curve(log: pd.DataFrame):
     return fig
 
 
-def score_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Languages as rows, metrics as columns, with tier and seen/unseen."""
+def score_table(scores: pd.DataFrame):
+    """Languages as rows, metrics as columns, with tier and seen/unseen: a styled table
+    with no index column and one decimal (scores are in %), as a notebook shows it."""
     if scores.empty:
         return scores
     table = scores.pivot_table(index=["language", "seen"], columns="metric", values="value").reset_index()
     table.insert(1, "tier", table["language"].map(_tier))
-    return table.sort_values(["tier", "language"]).round(2)
+    table.columns.name = None  # else the pivot's "metric" label sits above the first column
+    rank = {"low": 0, "mid": 1, "high": 2}
+    table = table.sort_values(["tier", "language"], key=lambda s: s.map(rank).fillna(3) if s.name == "tier" else s)
+    table = table.reset_index(drop=True)
+    return (table.style.hide(axis="index").format(precision=1)
+            .set_caption("Zero-shot scores per language (%)").set_table_attributes('class="score-table"'))
 
 
 def language_scores(scores: pd.DataFrame, metric: str | None = None):
     """Bar chart of one metric per language, coloured by resource tier."""
-    fig, ax = plt.subplots(figsize=(max(5, 0.35 * scores["language"].nunique() + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(max(5, 0.35 * scores["language"].nunique() + 2) + 1.5, 3.4))  # + the legend
     if scores.empty:
         return fig
     metric = metric or scores["metric"].iloc[0]
@@ -67,13 +73,13 @@ def language_scores(scores: pd.DataFrame, metric: str | None = None):
     rows = rows.sort_values(by=["tier", "value"], key=lambda s: s.map(order) if s.name == "tier" else s)
     colours = {"low": "tab:red", "mid": "tab:orange", "high": "tab:blue", "unknown": "tab:gray"}
     ax.bar(rows["language"], rows["value"], color=[colours[t] for t in rows["tier"]])
-    for tier, colour in colours.items():
-        if tier in set(rows["tier"]):
-            ax.bar([], [], color=colour, label=f"{tier}-resource" if tier != "unknown" else "tier unknown")
+    from matplotlib.patches import Patch
+    handles = [Patch(color=colour, label=f"{tier}-resource" if tier != "unknown" else "tier unknown")
+               for tier, colour in colours.items() if tier in set(rows["tier"])]  # (empty bars drew every key blue)
     ax.set_xlabel("evaluation language")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title(f"{rows['task'].iloc[0]}: zero-shot {metric} per language")
-    ax.legend(title="resource tier", fontsize="small")
+    ax.legend(handles=handles, title="resource tier", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, never over a bar
     fig.tight_layout()
     return fig
 
