@@ -31,7 +31,7 @@ class TrainingArgs:
     warmup_ratio: float = field(default=0.1, **_help("Fraction of the steps with linear warm-up from 0 to learning_rate; then linear decay to 0."))
     warmup_steps: int = field(default=0, **_help("Warm-up steps; > 0 overrides warmup_ratio (a fixed warm-up, as the size stream needs)."))
     lr_scheduler_type: str = field(default="linear", **_help("'linear' (warm-up, then linear decay to 0, as HF), 'constant_with_warmup', or 'wsd' (warm-up, constant, then a linear decay to 0 over the last decay_ratio of the steps; Hagele et al. 2024)."))
-    decay_ratio: float = field(default=0.2, **_help("With lr_scheduler_type='wsd': the fraction of the steps in the final linear decay."))
+    decay_ratio: float = field(default=0.2, **_help("With lr_scheduler_type 'wsd': the fraction of the steps in the final linear decay."))
     weight_decay: float = field(default=0.01, **_help("Decoupled AdamW weight decay (not on biases and LayerNorm weights)."))
     max_grad_norm: float = field(default=1.0, **_help("Gradient clipping norm; 0 disables clipping."))
     seed: int = field(default=42, **_help("Seed of data order, task draws and dropout."))
