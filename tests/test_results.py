@@ -13,7 +13,8 @@ def _run(root, stage, run_id, config, upstream=None, metrics=(), done=True):
     (d / "config.json").write_text(json.dumps({"run_id": run_id, "config": config, "upstream": upstream or {}}))
     (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
     if done:
-        (d / "DONE.json").write_text("{}")
+        from xfer_nb import runs
+        runs.mark_done(d)   # DONE.json with the manifest that reuse verifies
 
 
 def _eval(run, task, metric, scores):
@@ -22,9 +23,10 @@ def _eval(run, task, metric, scores):
 
 
 def _validation(run, stage, task, score, learned, threshold):
-    common = {"run_id": run, "stage": stage, "task": task, "language": "en", "split": "validation"}
-    return [dict(common, metric="accuracy", value=score), dict(common, metric="learned", value=1.0 if learned else 0.0),
-            dict(common, metric="learning_threshold", value=threshold)]
+    """The validation rows a training run writes (xfer_nb.learning.metric_rows)."""
+    from xfer_nb import learning
+    verdict = {"validation_score": score, "chance": 0.0, "learning_threshold": threshold, "learned": learned}
+    return learning.metric_rows(run, stage, task, verdict, 500)
 
 
 def test_collect_reads_validation_and_pretraining(tmp_path):

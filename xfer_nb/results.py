@@ -63,18 +63,13 @@ VALIDATION = "validation"
 
 
 def validation_summary(rows: list[dict]) -> dict:
-    """(score, learned, threshold) from a run's validation rows; Nones where absent."""
-    out = {"validation": None, "learned": None, "learning_threshold": None}
-    for r in rows:
-        if r.get("split") != VALIDATION:
-            continue
-        if r.get("metric") == "learned":
-            out["learned"] = bool(float(r["value"]) >= 0.5)
-        elif r.get("metric") == "learning_threshold":
-            out["learning_threshold"] = float(r["value"])
-        elif out["validation"] is None:
-            out["validation"] = float(r["value"])
-    return out
+    """(score, learned, threshold) from a run's validation rows (xfer_nb.learning); Nones where absent."""
+    from xfer_nb import learning
+    found = learning.from_metrics(rows)
+    if found is None:
+        return {"validation": None, "learned": None, "learning_threshold": None}
+    return {"validation": found["validation_score"], "learned": found["learned"],
+            "learning_threshold": found["learning_threshold"]}
 
 
 def _run_validation(root: Path, stage: str, run_id: str) -> dict:
