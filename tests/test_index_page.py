@@ -172,4 +172,3 @@ def test_smoke_study_index_and_report_rebuilt_without_training(smoke):
     assert index.is_file() and report.is_file() and "smoke-index.html" in report.read_text()
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/[pit]*/*/DONE.json")} == trained, "no run was redone"
     assert json.loads(next(out.glob("runs/analysis/*/DONE.json")).read_text())["seconds"] > 0
-    assert seconds < 120
