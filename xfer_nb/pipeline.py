@@ -505,7 +505,8 @@ def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
             english = tgt.select([index[g] for g in src["gold"]])
             queries = _cap(english.add_column("position", list(range(len(english)))), cfg.max_eval_examples,
                            EVAL_SEED)
-            scores = {"accuracy": evaluate.tatoeba_accuracy(embed(queries), embed(src), queries["position"])}
+            scores = {"accuracy": evaluate.tatoeba_accuracy(embed(queries), embed(src), queries["position"],
+                                                            language=lang)}
             n = len(queries)
         else:
             gold = [(s, g) for s, g in zip(src["id"], src["gold"]) if g]
