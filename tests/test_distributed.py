@@ -117,7 +117,8 @@ def test_run_stage_from_a_run_folder_config(tmp_path, monkeypatch):
     from xfer_nb import config as C
     from xfer_nb import distributed, io, pipeline
     prep_cfg = C.from_dict(C.PrepareConfig, dict(intermediate_task="xnli+pawsx", intermediate_size=40,
-                                                 language_set="en+de", intermediate_languages=["en", "de"], seed=3))
+                                                 language_set="en+de", intermediate_languages=["en", "de"], seed=3,
+                                                 held_out_examples=8))
     pipeline.prepare(prep_cfg, str(tmp_path / "prepare"))
     values = dict(model_name_or_path="embedded:tiny-random", max_steps=6, per_device_train_batch_size=4,
                   learning_rate=5e-3, max_seq_length=64, logging_steps=1, seed=3, eval_steps=2,
@@ -127,8 +128,8 @@ def test_run_stage_from_a_run_folder_config(tmp_path, monkeypatch):
                                           "upstream_dirs": {"prepare": str(tmp_path / "prepare")}})
     trained = distributed.run_stage("intermediate", stage / "config.json", str(stage), mark_done=True)
     s = trained.summary
-    assert s["train_examples"] == {"pawsx": 32, "xnli": 32}              # 40 prepared - 8 held out, per task
-    assert s["validation"].startswith("per task, the last 8 rows of a seed-3 permutation")
+    assert s["train_examples"] == {"pawsx": 40, "xnli": 40}      # the prepared subsets; 8 more held out per task
+    assert s["validation"].startswith("per task, 8 pawsx, 8 xnli rows held out of the pool")
     log = io.read_jsonl(stage / "train_log.jsonl")
     scores = [e["validation_score"] for e in log if "validation_score" in e]
     # the mean of two accuracies over 8 pairs each: a multiple of 100 / 16

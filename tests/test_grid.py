@@ -129,12 +129,13 @@ def test_a_stage_version_bump_renews_its_ids_and_everything_downstream(monkeypat
 # ---- settings precedence (issue 12.9): one rule, and a note saying which value won
 
 def test_settings_in_a_file_beat_a_stage_section_of_the_file_it_extends(tmp_path):
-    """params/study.yaml sets `settings: eval_batch_size: 8`; defaults.yaml sets
-    `target: eval_batch_size: 64`. The file that extends wins, and the plan says so."""
-    from pathlib import Path
-    study = Path(__file__).resolve().parent.parent / "params" / "study.yaml"
-    params = grid.load_params(study)
-    plan = grid.expand(params, check_data=False)
+    """The case issue #12 found: a study file sets `settings: eval_batch_size: 8` and the file it
+    extends sets `target: eval_batch_size: 64`. The file that extends wins, and the plan says so."""
+    (tmp_path / "defaults.yaml").write_text("settings: {model_name_or_path: embedded:tiny-random}\n"
+                                            "target: {eval_batch_size: 64}\n")
+    (tmp_path / "study.yaml").write_text("extends: defaults.yaml\naxes: {target_task: [pawsx]}\n"
+                                         "settings: {eval_batch_size: 8}\n")
+    plan = grid.expand(grid.load_params(tmp_path / "study.yaml"), check_data=False)
     assert {s.config["eval_batch_size"] for s in plan.stages["target"]} == {8}
     assert any("eval_batch_size: 8 from settings in study.yaml wins over target: eval_batch_size: 64 in defaults.yaml"
                in note for note in plan.notes), plan.notes

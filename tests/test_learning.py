@@ -28,8 +28,10 @@ def test_retrieval_tasks_have_no_threshold():
 
 
 def test_bad_learning_threshold_is_refused_before_anything_runs():
-    with pytest.raises(C.ConfigError, match="learning_threshold=-5.0"):
-        C.from_dict(C.IntermediateConfig, {"learning_threshold": -5})
+    with pytest.raises(C.ConfigError, match="learning_threshold=-150.0"):
+        C.from_dict(C.IntermediateConfig, {"learning_threshold": -150})
+    with pytest.raises(C.ConfigError, match="learning_threshold='high'"):
+        C.from_dict(C.TargetConfig, {"learning_threshold": "high"})
     with pytest.raises(C.ConfigError, match="held_out_examples=-1"):
         C.from_dict(C.PrepareConfig, {"held_out_examples": -1})
 

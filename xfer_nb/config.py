@@ -84,12 +84,12 @@ class ModelFields:
 
 @dataclass
 class LearningFields:
-    learning_threshold: float = field(default=-1.0, **_help("Points above chance that the held-out validation score must reach for the run to count as having learned its task (xfer_nb.learning); -1: the family default (pair classification and multiple choice 15, tagging F1 50, QA F1 30). Runs below it are reported and kept out of the primary answer."))
+    learning_threshold: float | None = field(default=None, **_help("Points above chance that the held-out validation score must reach for the run to count as having learned its task (xfer_nb.learning); None: the family default (pair classification and multiple choice 15, tagging F1 50, QA F1 30); -100 counts every run as learned (plumbing tests). Runs below it are reported and kept out of the primary answer."))
 
     def __post_init__(self):
-        if self.learning_threshold < 0 and self.learning_threshold != -1.0:
-            raise ConfigError(f"learning_threshold={self.learning_threshold} is not allowed; use -1 (the family "
-                              "default) or a number of points >= 0.")
+        if self.learning_threshold is not None and not -100.0 <= self.learning_threshold <= 100.0:
+            raise ConfigError(f"learning_threshold={self.learning_threshold} is not allowed; use None (the family "
+                              "default) or points above chance from -100 to 100.")
 
 
 @dataclass

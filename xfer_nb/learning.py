@@ -14,7 +14,7 @@ from __future__ import annotations
 from xfer_nb import tasks
 
 DEFAULT_MARGINS = {tasks.PAIR: 15.0, tasks.MULTIPLE_CHOICE: 15.0, tasks.TAGGING: 50.0, tasks.QA: 30.0}
-FAMILY_DEFAULT = -1.0  # learning_threshold value that means "the family's default margin"
+FAMILY_DEFAULT = None  # learning_threshold value that means "the family's default margin"
 
 
 def chance(task: str) -> float:
@@ -25,9 +25,9 @@ def chance(task: str) -> float:
     return 0.0
 
 
-def margin(task: str, learning_threshold: float = FAMILY_DEFAULT) -> float:
+def margin(task: str, learning_threshold: float | None = FAMILY_DEFAULT) -> float:
     """Points above chance that count as learning: the run's setting, or the family default."""
-    if learning_threshold != FAMILY_DEFAULT:
+    if learning_threshold is not None:
         return float(learning_threshold)
     family = tasks.TASKS[task].family
     if family not in DEFAULT_MARGINS:
@@ -35,7 +35,7 @@ def margin(task: str, learning_threshold: float = FAMILY_DEFAULT) -> float:
     return DEFAULT_MARGINS[family]
 
 
-def verdict(task_names: list[str], score: float, learning_threshold: float = FAMILY_DEFAULT) -> dict:
+def verdict(task_names: list[str], score: float, learning_threshold: float | None = FAMILY_DEFAULT) -> dict:
     """{validation_score, chance, learning_threshold, learned} for a score that is the mean over
     `task_names` of each task's primary metric (one task, or the tasks of a multi-task run)."""
     n = len(task_names)
