@@ -19,6 +19,7 @@ study: $(VENV)/.installed
 	$(VENV)/bin/xfer-nb study params/study.yaml
 
 test: $(VENV)/.installed
+	bash .ci/system-packages
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lab: $(VENV)/.installed
