@@ -172,3 +172,21 @@ def test_intermediate_fields_per_intermediate_task():
     assert by_task == {"udpos": {3.0e-4}, "xnli": {5.0e-5}}
     with pytest.raises(C.ConfigError, match=r"intermediate: learning_rate=.*'udpso'"):
         expand({**params, "intermediate": {"learning_rate": {"udpso": 1e-4}}})
+
+
+@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "stream-check", "smoke", "xtreme"])
+def test_every_shipped_params_file_passes_validation_against_the_data(name, data_dir):
+    from xfer_nb.paths import REPO_ROOT
+    plan = grid.expand(grid.load_params(REPO_ROOT / "params" / f"{name}.yaml"), for_running=False)
+    assert plan.stages["target"]
+    for spec in plan.stages["intermediate"]:
+        if spec.config["size_schedule"] == "stream":
+            assert spec.config["stream_sizes"], spec.run_id
+
+
+def test_the_quick_study_s_runs_are_all_runs_of_study_large():
+    from xfer_nb.paths import REPO_ROOT
+    ids = {name: {s.run_id for s in grid.expand(grid.load_params(REPO_ROOT / "params" / f"{name}.yaml"),
+                                                   check_data=False).all_specs()}
+           for name in ("study", "study-large", "study-diversity")}
+    assert ids["study"] <= ids["study-large"] <= ids["study-diversity"]

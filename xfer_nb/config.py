@@ -21,6 +21,7 @@ from xfer_nb.train_args import TrainingArgs  # torch-free: plan/sweep start fast
 EMBEDDED_MODEL = "embedded:multilingual-e5-small"
 NO_INTERMEDIATE = "none"
 FULL = -1  # intermediate_size: every example of the pool
+SIZE_SCHEDULES = ("separate", "stream")
 
 
 def _help(text: str, **kw) -> dict:
@@ -97,9 +98,28 @@ class IntermediateConfig(TrainingArgs, ModelFields, LearningFields):
     """Stage 2: train the base encoder on the prepared intermediate data; save the encoder."""
 
     max_train_examples_per_task: int = field(default=-1, **_help("Cap on examples per intermediate task (-1: all prepared ones)."))
+    size_schedule: str = field(default="separate", **_help("'separate': each intermediate size is trained on its own; 'stream': the sizes are branches of one pass over the nested stream (xfer_nb.stream): a shared constant-rate trunk, and at (1 - decay_ratio) of each size's steps a branch that decays on the rest of that size's subset (Hagele et al. 2024). Needs lr_scheduler_type 'wsd', one epoch and a fixed warmup_steps."))
+    stream_sizes: list[int] = field(default_factory=list, **_help("With size_schedule 'stream': every size that branches off the same stream, this run's included; the grid fills it from the intermediate_size axis. Empty: this run's size alone."))
 
     def __post_init__(self):
         _check_all(self, TrainingArgs, ModelFields, LearningFields)
+        if self.size_schedule not in SIZE_SCHEDULES:
+            raise ConfigError(f"size_schedule={self.size_schedule!r} is not allowed; use one of {list(SIZE_SCHEDULES)}")
+        if any(size <= 0 for size in self.stream_sizes):
+            raise ConfigError(f"stream_sizes={self.stream_sizes} is not allowed; give sizes >= 1 (examples per task)")
+        if self.size_schedule == "stream":
+            needs = {"lr_scheduler_type": ("wsd", self.lr_scheduler_type == "wsd"),
+                     "num_train_epochs": (1.0, self.num_train_epochs == 1.0),
+                     "max_steps": (-1, self.max_steps == -1),
+                     "gradient_accumulation_steps": (1, self.gradient_accumulation_steps == 1),
+                     "max_train_examples_per_task": (-1, self.max_train_examples_per_task == -1),
+                     "early_stopping_patience": (0, self.early_stopping_patience == 0)}
+            wrong = [f"{k}={getattr(self, k)!r} (needs {want!r})" for k, (want, ok) in needs.items() if not ok]
+            if self.warmup_steps < 1:
+                wrong.append(f"warmup_steps={self.warmup_steps} (needs a fixed number >= 1, the same for every size)")
+            if wrong:
+                raise ConfigError("size_schedule='stream' (one pass over the nested stream with a decay branch per "
+                                  "size) cannot run with " + "; ".join(wrong))
 
 
 @dataclass

@@ -246,11 +246,11 @@ def expand(params: dict[str, Any], *, check_data: bool = True, for_running: bool
     data = _DataIdentity(outputs)
     seen: dict[str, set[str]] = {s: set() for s in STAGE_ORDER}
     keys = list(axes)
-    for combo in itertools.product(*(axes[k] for k in keys)):
-        point = dict(zip(keys, combo))
-        if any(_matches(point, rule) for rule in rules):
-            continue
-        specs = _point_specs(point, params, settings, language_sets, data)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*(axes[k] for k in keys))]
+    points = [p for p in points if not any(_matches(p, rule) for rule in rules)]
+    streams = _stream_sizes(points, settings)
+    for point in points:
+        specs = _point_specs(point, params, settings, language_sets, data, streams)
         for spec in specs.values():
             if spec.run_id not in seen[spec.stage]:
                 seen[spec.stage].add(spec.run_id)
@@ -266,6 +266,21 @@ def expand(params: dict[str, Any], *, check_data: bool = True, for_running: bool
         check_plan(plan, for_running=for_running)
     data.hashes.save()  # only for a valid plan: bad input writes nothing
     return plan
+
+
+def _stream_group(point: dict, settings: dict) -> tuple:
+    return (point.get("intermediate_task", settings.get("intermediate_task")),
+            point.get("language_set", "en"), point.get("seed", settings.get("seed", 0)))
+
+
+def _stream_sizes(points: list[dict], settings: dict) -> dict[tuple, list[int]]:
+    """The intermediate sizes of each (task, language set, seed) in the grid: with
+    size_schedule 'stream' they branch off one stream (`IntermediateConfig.stream_sizes`)."""
+    groups: dict[tuple, set[int]] = {}
+    for point in points:
+        if not _is_baseline(point) and "intermediate_size" in point:
+            groups.setdefault(_stream_group(point, settings), set()).add(point["intermediate_size"])
+    return {key: sorted(sizes) for key, sizes in groups.items()}
 
 
 def _axes_of(point: dict) -> dict:
@@ -331,8 +346,10 @@ class _DataIdentity:
 
 
 def _point_specs(point: dict, params: dict, settings: dict, language_sets: dict,
-                 data: _DataIdentity | None = None) -> dict[str, RunSpec]:
+                 data: _DataIdentity | None = None, streams: dict[tuple, list[int]] | None = None
+                 ) -> dict[str, RunSpec]:
     data = data or _DataIdentity(None)
+    group = _stream_group(point, settings)
     point = _axes_of(point)
     seed = point.get("seed", settings.get("seed", 0))
     specs: dict[str, RunSpec] = {}
@@ -348,6 +365,8 @@ def _point_specs(point: dict, params: dict, settings: dict, language_sets: dict,
         specs["prepare"] = data.spec("prepare", C.to_dict(prepare), {}, label)
         inter_values = _per_task(_stage_values("intermediate", point, params, settings), "intermediate",
                                  prepare.intermediate_task)
+        if inter_values.get("size_schedule") == "stream":
+            inter_values = _with_stream_sizes(inter_values, prepare, (streams or {}).get(group))
         inter = C.from_dict(C.IntermediateConfig, inter_values, where="intermediate")
         specs["intermediate"] = RunSpec("intermediate", C.to_dict(inter), {"prepare": specs["prepare"].run_id}, label)
         upstream = {"intermediate": specs["intermediate"].run_id}
@@ -359,6 +378,23 @@ def _point_specs(point: dict, params: dict, settings: dict, language_sets: dict,
     target = C.from_dict(C.TargetConfig, values, where="target")
     specs["target"] = data.spec("target", C.to_dict(target), upstream, f"{target.target_task}--{base_label}")
     return specs
+
+
+def _with_stream_sizes(values: dict, prepare: C.PrepareConfig, axis_sizes: list[int] | None) -> dict:
+    """A stream run's `stream_sizes`: given by hand, or the grid's sizes of its task, language
+    set and seed; checked against what one stream can be."""
+    if "+" in prepare.intermediate_task:
+        raise C.ConfigError(f"intermediate: size_schedule='stream' trains one task; intermediate_task="
+                            f"{prepare.intermediate_task!r} has several. Use size_schedule='separate'.")
+    size = prepare.intermediate_size
+    if size == C.FULL:
+        raise C.ConfigError("intermediate: size_schedule='stream' needs explicit sizes; intermediate_size=-1 (the "
+                            "full pool) cannot be a branch point. Give the pool's size as a number.")
+    sizes = values.get("stream_sizes") or axis_sizes or [size]
+    if size not in sizes:
+        raise C.ConfigError(f"intermediate: stream_sizes={sizes} does not include intermediate_size={size}; "
+                            "list every size that shares the stream, or leave stream_sizes empty for the grid's.")
+    return {**values, "stream_sizes": sorted(sizes)}
 
 
 def sweep_settings(plan: Any) -> dict[str, Any]:

@@ -223,8 +223,9 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
         scorers = [validation_scorer(task, task, held_out[task], tokenizer, cfg.max_seq_length,
                                      head=task if len(head_specs) > 1 else None) for task in held_out]
         evaluate_fn = lambda m: sum(score(m) for score in scorers) / len(scorers)  # noqa: E731
+    stream = _size_stream(cfg, sets, feats, out, model_path) if cfg.size_schedule == "stream" else None
     result = train.train(model, feats, training_args(cfg), out, collate_fn=featurize.collate,
-                         pad_token_id=tokenizer.pad_token_id, evaluate_fn=evaluate_fn)
+                         pad_token_id=tokenizer.pad_token_id, evaluate_fn=evaluate_fn, stream=stream)
     if not distributed.is_main_process():   # torchrun: rank 0 saves
         return None
     heads.save_encoder(model, out / ENCODER, tokenizer)
@@ -248,6 +249,22 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
     return Trained(summary, loss_frame(result.log_history), out)
 
 
+def _size_stream(cfg: C.IntermediateConfig, sets: dict, feats: dict, out: Path, model_path: str):
+    """This run as one size branch of the nested stream (xfer_nb.stream). Its trunk states live
+    in `<outputs>/streams/`, beside the runs, so every size of a sweep finds them."""
+    from xfer_nb import stream
+    ((task, ds),) = sets.items()
+    if len(feats[task]) != len(ds):
+        raise ValueError(f"size_schedule='stream' needs one training feature per example; task={task!r} made "
+                         f"{len(feats[task])} features of {len(ds)} examples (QA windows); use 'separate'.")
+    runs_root = out.parent.parent
+    root = runs_root.parent if runs_root.name == "runs" and out.parent.name == "intermediate" else outputs_dir()
+    return stream.Stream(sizes=list(cfg.stream_sizes) or [len(ds)], store=root / "streams",
+                         order=stream.interleave_languages(ds["language"]),
+                         setup={"task": task, "model": model_path, "pooling": cfg.classifier_pooling,
+                                "max_seq_length": cfg.max_seq_length})
+
+
 def _validate(model, evaluate_fn, result, cfg, task_names: list[str]) -> dict:
     """The learning verdict of the weights the run keeps: the validation score train() already
     computed for them (after the last step, or the best step when early stopping restored it),
@@ -268,7 +285,10 @@ def _train_summary(result, sizes: dict) -> dict:
                "train_seconds": round(result.train_seconds, 1),
                "examples_per_second": round(result.examples_per_second, 1), "precision": result.precision,
                "final_loss": round(float(log[-1]["loss"]), 4) if log else None,
-               "resumed_from_step": result.resumed_from_step}
+               "resumed_from_step": result.resumed_from_step,
+               "own_train_seconds": round(result.train_seconds - result.resumed_seconds, 1)}
+    if result.stream is not None:
+        summary["stream"] = result.stream
     if result.best_step is not None:
         summary.update(best_step=result.best_step, best_validation_score=round(float(result.best_score), 4),
                        stopped_early=result.stopped_early, eval_seconds=round(result.eval_seconds, 1))
@@ -496,7 +516,7 @@ def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
         tgt = ds.filter(lambda r: r["side"] == "target")
         embed = lambda d: sentence_embeddings(encoder, tokenizer, d["sentence"], layer=layer,
                                               pooling=cfg.retrieval_pooling, batch_size=cfg.eval_batch_size,
-                                              max_length=cfg.max_seq_length)
+                                              max_length=cfg.max_seq_length, precision=cfg.precision)
         if cfg.target_task == "tatoeba":
             # XTREME's direction: English sentences query the other language's sentences.
             # max_eval_examples caps the queries only: the candidates are always the whole pool

@@ -132,6 +132,8 @@ class TrainResult:
     world_size: int = 1  # processes that trained (torchrun)
     device: str = "cpu"
     precision: str = "fp32"  # as trained: args.precision, with "auto" resolved
+    resumed_seconds: float = 0.0  # train_seconds already spent by the checkpoint or trunk state resumed from
+    stream: dict | None = None  # size stream (xfer_nb.stream): branch step, trunk step resumed from, sizes
 
     @property
     def validation_history(self) -> list[dict]:
@@ -496,7 +498,8 @@ def resolve_device(device: str) -> torch.device:
 
 def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, output_dir: str | os.PathLike, *,
           collate_fn: Callable[[list[dict], int], dict], pad_token_id: int, resume: bool = True,
-          progress: bool | None = None, evaluate_fn: Callable[[nn.Module], float] | None = None) -> TrainResult:
+          progress: bool | None = None, evaluate_fn: Callable[[nn.Module], float] | None = None,
+          stream: "Stream | None" = None) -> TrainResult:
     """Train ``model`` in place on ``train_sets`` ({task: featurised Dataset}) and return a TrainResult.
 
     ``collate_fn(rows, pad_token_id)`` pads a list of row dicts into a batch of tensors.
@@ -510,7 +513,11 @@ def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, o
     ``args.eval_steps`` steps and after the last one; with ``args.early_stopping_patience``
     it drives early stopping (see the module docstring). Under torchrun it runs on rank 0
     only, on the unwrapped model, and its score is broadcast. The model ends on
-    ``args.device``."""
+    ``args.device``.
+
+    ``stream`` (one task, one process): train this size's branch of a nested size stream
+    (:mod:`xfer_nb.stream`): one pass in stream order, a constant rate up to the branch point,
+    then a linear decay; trunk states are read from and written to ``stream.store``."""
     if not train_sets:
         raise ValueError("train_sets is empty; give at least one {task: dataset}.")
     if not isinstance(args, TrainingArgs):
@@ -539,13 +546,16 @@ def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, o
     if args.freeze_word_embeddings:
         frozen_before = emb.weight.requires_grad
         emb.weight.requires_grad_(False)
+    if stream is not None:
+        _check_stream(stream, train_sets, args, world)
+        stream.setup = {**stream.setup, "weights": _stream_module().weights_digest(model)}
     pruned = None
     if args.prune_vocabulary and not args.freeze_word_embeddings:
         pruned = _PrunedVocabulary(emb, model, _used_token_ids(train_sets), pad_token_id)
 
     run = _Run(args=args, output_dir=output_dir, collate_fn=collate_fn, pad_token_id=pad_token_id, resume=resume,
                progress=progress, device=device, autocast=autocast, pruned=pruned, evaluate_fn=evaluate_fn,
-               world=world, rank=rank, precision=precision)
+               world=world, rank=rank, precision=precision, stream=stream)
     try:
         return _train_loop(model, train_sets, run)
     finally:
@@ -570,6 +580,49 @@ class _Run:
     world: int
     rank: int
     precision: str  # args.precision with "auto" resolved
+    stream: Any = None
+
+
+def _stream_module():
+    from xfer_nb import stream
+    return stream
+
+
+def _check_stream(stream, train_sets: Mapping[str, Any], args: TrainingArgs, world: int) -> None:
+    problems = []
+    if len(train_sets) != 1:
+        problems.append(f"one task (got {sorted(train_sets)})")
+    if world > 1:
+        problems.append("one process (got a torchrun world of %d)" % world)
+    if args.gradient_accumulation_steps != 1:
+        problems.append(f"gradient_accumulation_steps=1 (got {args.gradient_accumulation_steps})")
+    if args.max_steps > 0 or args.num_train_epochs != 1.0:
+        problems.append(f"one pass: max_steps=-1 and num_train_epochs=1 (got {args.max_steps}, {args.num_train_epochs})")
+    if args.warmup_steps <= 0:
+        problems.append("a fixed warmup_steps >= 1 (warmup_ratio would make the warm-up depend on the size)")
+    if args.early_stopping_patience:
+        problems.append("no early stopping (a branch ends at its size)")
+    if problems:
+        raise ValueError("size_schedule='stream' needs " + "; ".join(problems))
+    ((task, ds),) = train_sets.items()
+    stream.check(len(ds), args.warmup_steps, args.per_device_train_batch_size, args.decay_ratio)
+
+
+class _StreamTaskSampler:
+    """A StreamSampler in the shape of MultiTaskSampler: (task, dataset rows) per batch."""
+
+    def __init__(self, task: str, sampler, order: np.ndarray):
+        self.task, self.sampler, self.order = task, sampler, order
+        self.batches_per_epoch = len(sampler)
+
+    def next(self) -> tuple[str, np.ndarray]:
+        return self.task, self.order[self.sampler.next()]
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)
 
 
 def _autocast_for(precision: str, device: torch.device):
@@ -597,18 +650,22 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
     from xfer_nb import distributed
     tasks = list(train_sets)
     bs = args.per_device_train_batch_size
-    sampler = MultiTaskSampler({t: _lengths(train_sets[t]) for t in tasks}, bs, args.seed, args.group_by_length,
-                               args.multitask_sampling, args.multitask_temperature, args.multitask_cap)
     accum = args.gradient_accumulation_steps
-    batches_per_epoch = sampler.batches_per_epoch
-    if args.max_steps > 0:
-        total_steps = args.max_steps
-    else:
-        total_steps = max(1, math.ceil(args.num_train_epochs * batches_per_epoch / (accum * world)))
-    warmup_steps = args.warmup_steps or math.ceil(args.warmup_ratio * total_steps)
-
+    trunk = None
     optimizer = _make_optimizer(model, args)
-    scheduler = linear_schedule(optimizer, warmup_steps, total_steps, args.lr_scheduler_type, args.decay_ratio)
+    if run.stream is not None:
+        sampler, total_steps, scheduler, trunk = _stream_plan(train_sets, args, run.stream, optimizer)
+        batches_per_epoch = sampler.batches_per_epoch
+    else:
+        sampler = MultiTaskSampler({t: _lengths(train_sets[t]) for t in tasks}, bs, args.seed, args.group_by_length,
+                                   args.multitask_sampling, args.multitask_temperature, args.multitask_cap)
+        batches_per_epoch = sampler.batches_per_epoch
+        if args.max_steps > 0:
+            total_steps = args.max_steps
+        else:
+            total_steps = max(1, math.ceil(args.num_train_epochs * batches_per_epoch / (accum * world)))
+        warmup_steps = args.warmup_steps or math.ceil(args.warmup_ratio * total_steps)
+        scheduler = linear_schedule(optimizer, warmup_steps, total_steps, args.lr_scheduler_type, args.decay_ratio)
     scaler = torch.amp.GradScaler("cuda") if run.precision == "fp16" else None
     decay_lrs_group = None
     if pruned is not None:
@@ -636,6 +693,7 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
             shutil.rmtree(output_dir / "checkpoints")
     distributed.barrier()
     ckpts = _checkpoint_dirs(output_dir) if run.resume else []
+    path = None
     if ckpts:
         step, path = ckpts[-1]
         saved = json.loads((path / "trainer_state.json").read_text())
@@ -643,9 +701,21 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
             raise ValueError(f"the checkpoint {path} was written by a different training setup "
                              f"({saved['signature']} != {signature}); delete {output_dir / 'checkpoints'} "
                              "or call train(..., resume=False).")
-        model.load_state_dict(torch.load(path / "model.pt", map_location=device, weights_only=True))
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
+    elif trunk is not None:
+        trunk.lock()   # released once this run has passed its branch point: one run extends a trunk at a time
+        path = trunk.latest()
+        if path is not None:
+            saved = json.loads((path / "trainer_state.json").read_text())
+            trunk.resumed_from = int(saved["state"]["global_step"])
+    if path is not None:
+        weights = torch.load(path / "model.pt", map_location=device, weights_only=True)
+        moments = torch.load(path / "optimizer.pt", map_location=device, weights_only=True)
         extra = torch.load(path / "state.pt", weights_only=True)  # plain data only: a crafted checkpoint runs no code
+        if pruned is not None and extra.get("pruned_ids") is not None:   # a trunk state of another size's rows
+            weights, moments = _reprune(weights, moments, extra["pruned_ids"], saved["state"]["log_decay"],
+                                        pruned, model, optimizer)
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(moments)
         scheduler.load_state_dict(extra["scheduler"])
         sampler.load_state_dict(extra["sampler"])
         if scaler is not None and extra.get("scaler"):
@@ -658,6 +728,29 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
             best_weights = (torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists()
                             else _cpu_copy(model))
         resumed_from = state["global_step"]
+    resumed_seconds = state["train_seconds"]
+    if trunk is not None and state["global_step"] >= trunk.branch_step:
+        trunk.unlock()
+
+    def write_checkpoint(tmp: Path, rngs: list | None = None) -> None:
+        tmp.mkdir()
+        torch.save(model.state_dict(), tmp / "model.pt")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save({"scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "rng": _rng_state(),
+                    "rng_per_rank": rngs, "scaler": scaler.state_dict() if scaler is not None else None,
+                    "pruned_ids": pruned.ids if pruned is not None and trunk is not None else None},
+                   tmp / "state.pt")
+        if best_weights is not None and state["best_step"] != state["global_step"]:
+            torch.save(best_weights, tmp / "best_model.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps({"signature": signature, "state": state}, indent=1))
+
+    def save_trunk(step: int) -> None:
+        target = trunk.path_at(step)
+        if target is not None and not target.exists():
+            with io.atomic_path(target) as tmp:
+                write_checkpoint(tmp)
+        if step >= trunk.branch_step:
+            trunk.unlock()
 
     def save_checkpoint():
         rngs = distributed.gather_objects(_rng_state()) if world > 1 else None   # every rank takes part
@@ -668,15 +761,7 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
         if pruned is not None:
             pruned.log_decay = state["log_decay"]
         with io.atomic_path(target) as tmp:
-            tmp.mkdir()
-            torch.save(model.state_dict(), tmp / "model.pt")
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save({"scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "rng": _rng_state(),
-                        "rng_per_rank": rngs, "scaler": scaler.state_dict() if scaler is not None else None},
-                       tmp / "state.pt")
-            if best_weights is not None and state["best_step"] != step:
-                torch.save(best_weights, tmp / "best_model.pt")
-            (tmp / "trainer_state.json").write_text(json.dumps({"signature": signature, "state": state}, indent=1))
+            write_checkpoint(tmp, rngs)
         for _, old in _checkpoint_dirs(output_dir)[:-args.save_total_limit]:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -788,6 +873,8 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state["global_step"] += 1
+            if trunk is not None and state["global_step"] in trunk.steps:
+                save_trunk(state["global_step"])
             state["pending_loss"] += step_loss
             state["pending_steps"] += 1
             step = state["global_step"]
@@ -815,6 +902,8 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
         if bar is not None:
             bar.close()
         model.train(was_training)
+        if trunk is not None:
+            trunk.unlock()
     restore_best = patience > 0 and best_weights is not None and state["best_step"] != state["global_step"]
     if restore_best:
         model.load_state_dict({k: v.to(device) for k, v in best_weights.items()})
@@ -833,7 +922,68 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
         resumed_from_step=resumed_from, vocab_rows_trained=None if pruned is None else len(pruned.ids),
         best_step=state["best_step"], best_score=state["best_score"], stopped_early=state["stopped_early"],
         eval_seconds=state["eval_seconds"], world_size=world, device=str(device),
-        precision=run.precision)
+        precision=run.precision, resumed_seconds=resumed_seconds,
+        stream=None if trunk is None else trunk.summary())
+
+
+def _reprune(weights: dict, moments: dict, saved_ids: torch.Tensor, log_decay: float, pruned, model: nn.Module,
+             optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """A trunk state written by a run that kept other embedding rows (another size's data),
+    re-cut to this run's rows. The rows the trunk trained are in both (the trunk's data is in
+    every size's subset); any other row was never trained, so its value is the closed-form
+    decay of its initial value (as `_PrunedVocabulary.restore` builds it) and its Adam moments
+    are 0: the state is exact for this run's rows."""
+    ids = pruned.ids
+    if torch.equal(saved_ids.cpu(), ids.cpu()):
+        return weights, moments
+    vocab = pruned.full_weight.shape[0]
+    where = torch.full((vocab,), -1, dtype=torch.long)
+    where[saved_ids.cpu()] = torch.arange(len(saved_ids))
+    src = where[ids.cpu()]
+    have = src >= 0
+
+    def recut(rows: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        out = fill.to(rows.device, rows.dtype).clone()
+        out[have.to(rows.device)] = rows[src[have].to(rows.device)]
+        return out
+
+    name = next(n for n, p in model.named_parameters() if p is pruned.embedding.weight)
+    initial = pruned.full_weight.detach()[ids.to(pruned.full_weight.device)] * math.exp(log_decay)
+    weights = {**weights, name: recut(weights[name], initial)}
+    index = next(i for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"])
+                 if p is pruned.embedding.weight)
+    state = dict(moments["state"])
+    if index in state:
+        entry = dict(state[index])
+        for key in ("exp_avg", "exp_avg_sq"):
+            entry[key] = recut(entry[key], torch.zeros(len(ids), entry[key].shape[1]))
+        state[index] = entry
+    return weights, {**moments, "state": state}
+
+
+def _stream_plan(train_sets: Mapping[str, Any], args: TrainingArgs, stream, optimizer):
+    """The sampler, length, schedule and trunk of one size branch (see xfer_nb.stream)."""
+    S = _stream_module()
+    ((task, ds),) = train_sets.items()
+    bs, ratio, n = args.per_device_train_batch_size, args.decay_ratio, len(ds)
+    order = np.asarray(stream.order, dtype=np.int64)
+    cuts = S.boundaries(stream.sizes, bs, ratio)
+    inner = S.StreamSampler(np.asarray(_lengths(ds))[order], bs, args.seed, cuts, args.group_by_length,
+                            MEGABATCH_MULT)
+    total = len(inner)
+    own_point = S.branch_point(n, bs, ratio)
+    decay_start = inner.steps_before(own_point)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: S.lr_factor(step, args.warmup_steps, decay_start, total))
+    points = sorted({p for p in (S.branch_point(m, bs, ratio) for m in stream.sizes) if 0 < p <= own_point})
+    digests = S.rows_digests(ds, order, points, MODEL_COLUMNS) if stream.store is not None else {}
+    ignored = set(_RESUME_NEUTRAL) | {"eval_steps", "early_stopping_patience", "validation_examples"}
+    setup = {"args": {k: v for k, v in dataclasses.asdict(args).items() if k not in ignored}, "cuts": cuts,
+             **stream.setup}
+    store = S.TrunkStore(stream.store) if stream.store is not None else None
+    trunk = S.Trunk(store, setup, {inner.steps_before(p): digests.get(p, "") for p in points}, decay_start,
+                    stream.sizes)
+    return _StreamTaskSampler(task, inner, order), total, scheduler, trunk
 
 
 def _progress_bar(progress: bool | None, total: int, initial: int):

@@ -228,6 +228,7 @@ def sentence_embeddings(
     pooling: str = "mean",
     batch_size: int = 64,
     max_length: int = 128,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """L2-normalised sentence vectors, ``float32 [len(sentences), hidden]``, in input order.
 
@@ -237,7 +238,8 @@ def sentence_embeddings(
     token, special tokens included, as XTREME and e5 do) or ``"cls"`` (the first token).
     Runs under ``torch.inference_mode`` in eval mode, in length-sorted batches padded to
     their longest sentence; for BERT/RoBERTa-style encoders only the layers up to `layer`
-    are computed.
+    are computed. `precision` as in `xfer_nb.predict.model_outputs` ("bf16"/"auto": bf16
+    autocast where the device has it natively; the vectors are pooled in fp32).
     """
     import torch
 
@@ -266,11 +268,13 @@ def sentence_embeddings(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     out = np.empty((len(ids), hidden), dtype=np.float32)
+    from xfer_nb.train import autocast_for
+    autocast = autocast_for(precision, device)
     truncate = layer < n_layers and _can_truncate(model)
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), (_first_layers(model, layer) if truncate else contextlib.nullcontext(model)) as runner:
+        with torch.inference_mode(), autocast, (_first_layers(model, layer) if truncate else contextlib.nullcontext(model)) as runner:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 width = int(lengths[idx].max())
