@@ -20,7 +20,7 @@ study: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	bash .ci/system-packages
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=25
 
 lab: $(VENV)/.installed
 	$(VENV)/bin/xfer-nb lab

@@ -233,7 +233,7 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
     summary = _train_summary(result, {t: len(f) for t, f in feats.items()})
     rows = [{"run_id": out.name, "stage": "intermediate", "task": "+".join(sets), "language": "all",
              "split": "train", "metric": k, "value": v, "n_examples": result.examples_seen}
-            for k, v in summary.items() if k in ("final_loss", "examples_per_second")]
+            for k, v in summary.items() if k in ("final_loss", "examples_per_second", "own_train_seconds")]
     if held_out:
         verdict = _validate(model, evaluate_fn, result, cfg, list(held_out))
         summary.update(verdict)

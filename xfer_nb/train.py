@@ -745,7 +745,7 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
         (tmp / "trainer_state.json").write_text(json.dumps({"signature": signature, "state": state}, indent=1))
 
     def save_trunk(step: int) -> None:
-        target = trunk.path_at(step)
+        target = trunk.path_at(step) if step in trunk.steps else None
         if target is not None and not target.exists():
             with io.atomic_path(target) as tmp:
                 write_checkpoint(tmp)
@@ -873,7 +873,7 @@ def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> T
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state["global_step"] += 1
-            if trunk is not None and state["global_step"] in trunk.steps:
+            if trunk is not None:
                 save_trunk(state["global_step"])
             state["pending_loss"] += step_loss
             state["pending_steps"] += 1
@@ -975,7 +975,11 @@ def _stream_plan(train_sets: Mapping[str, Any], args: TrainingArgs, stream, opti
     decay_start = inner.steps_before(own_point)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: S.lr_factor(step, args.warmup_steps, decay_start, total))
-    points = sorted({p for p in (S.branch_point(m, bs, ratio) for m in stream.sizes) if 0 < p <= own_point})
+    # trunk states at the branch points this run passes; none at the largest size's, which no
+    # other size resumes from (a killed run resumes from its own checkpoints)
+    largest = S.branch_point(max(stream.sizes), bs, ratio)
+    points = sorted({p for p in (S.branch_point(m, bs, ratio) for m in stream.sizes)
+                     if 0 < p <= own_point and (p < largest or own_point < largest)})
     digests = S.rows_digests(ds, order, points, MODEL_COLUMNS) if stream.store is not None else {}
     ignored = set(_RESUME_NEUTRAL) | {"eval_steps", "early_stopping_patience", "validation_examples"}
     setup = {"args": {k: v for k, v in dataclasses.asdict(args).items() if k not in ignored}, "cuts": cuts,
