@@ -172,3 +172,14 @@ def test_smoke_study_index_and_report_rebuilt_without_training(smoke):
     assert index.is_file() and report.is_file() and "smoke-index.html" in report.read_text()
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/[pit]*/*/DONE.json")} == trained, "no run was redone"
     assert json.loads(next(out.glob("runs/analysis/*/DONE.json")).read_text())["seconds"] > 0
+
+
+def test_the_index_shows_the_validation_score_not_the_threshold_beside_it(tmp_path):
+    from xfer_nb import index_page, learning
+    verdict = learning.verdict(["mnli"], 45.8, None)   # below chance + 15: did not learn
+    rows = learning.metric_rows("run", "intermediate", "mnli", verdict, 500)
+    assert {r["metric"] for r in rows} >= {"validation_score", "chance", "learning_threshold", "learned"}
+    assert index_page._validation_score(tmp_path, {}, rows) == pytest.approx(45.8)
+    assert index_page._learned({}, rows) is False
+    prepare_rows = [{"split": "validation", "metric": "examples", "value": 500}]
+    assert index_page._validation_score(tmp_path, {}, prepare_rows) is None

@@ -43,6 +43,7 @@ class Row:
     status: str                       # done / failed / skipped / not run
     seconds: float | None = None
     validation: float | None = None
+    learned: bool | None = None   # below its learning threshold: False
     headline: str = ""
     headline_value: float | None = None
     link: str | None = None           # relative to the index page
@@ -103,9 +104,11 @@ def _axis_values(plan: Any) -> dict[str, dict[str, Any]]:
 
 
 def _validation_score(run_dir: Path, done: dict | None, metrics: list[dict]) -> float | None:
-    """The best validation score a run recorded: metrics rows of split 'validation', else
-    DONE.json's, else the training log's validation entries. None when it was not validated."""
-    rows = [r["value"] for r in metrics if r.get("split") == "validation" and _finite(r.get("value"))]
+    """The validation score a run recorded: its `validation_score` metric (split 'validation';
+    not the chance level, threshold or counts beside it), else DONE.json's, else the best of
+    the training log's validation entries. None when it was not validated."""
+    rows = [r["value"] for r in metrics if r.get("split") == "validation" and r.get("metric") == "validation_score"
+            and _finite(r.get("value"))]
     if rows:
         return float(max(rows))
     for key in ("best_validation_score", "validation_score"):
@@ -113,6 +116,14 @@ def _validation_score(run_dir: Path, done: dict | None, metrics: list[dict]) -> 
             return float(done[key])
     scores = [e["validation_score"] for e in _read_jsonl(run_dir / TRAIN_LOG) if _finite(e.get("validation_score"))]
     return float(max(scores)) if scores else None
+
+
+def _learned(done: dict | None, metrics: list[dict]) -> bool | None:
+    """The run's learning verdict (xfer_nb.learning), None where it had none."""
+    rows = [r["value"] for r in metrics if r.get("split") == "validation" and r.get("metric") == "learned"]
+    if rows:
+        return bool(rows[-1])
+    return done.get("learned") if done and isinstance(done.get("learned"), bool) else None
 
 
 def _finite(value: Any) -> bool:
@@ -182,6 +193,7 @@ def collect(plan: Any, outputs: str | os.PathLike | None = None, outcomes: list 
         rows.append(Row(stage=spec.stage, run_id=spec.run_id, axes=axes.get(spec.run_id, {}), status=status,
                         seconds=float(seconds) if _finite(seconds) else None,
                         validation=_validation_score(run_dir, done, metrics) if done else None,
+                        learned=_learned(done, metrics) if done else None,
                         headline=headline, headline_value=value,
                         link=os.path.relpath(page, reports) if page.is_file() else None,
                         error=error, last_cell=last_cell))
@@ -215,7 +227,8 @@ def render(plan: Any, rows: list[Row], report_link: str | None = None) -> str:
         cells += [_cell(_fmt_axis(r.axes.get(a))) for a in axes]
         cells.append(_cell(r.status, cls=f"status {r.status.replace(' ', '-')}"))
         cells.append(_cell("" if r.seconds is None else f"{r.seconds:.1f}", r.seconds))
-        cells.append(_cell("" if r.validation is None else f"{r.validation:.3f}", r.validation))
+        text = "" if r.validation is None else f"{r.validation:.1f}" + (" (did not learn)" if r.learned is False else "")
+        cells.append(_cell(text, r.validation, "not-learned" if r.learned is False else ""))
         cells.append(_cell(r.headline, r.headline_value))
         if r.link:
             href = html.escape(Path(r.link).as_posix(), quote=True)
@@ -245,6 +258,7 @@ th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-a
 th {{ background: #f0f0f0; cursor: pointer; position: sticky; top: 0; user-select: none; }}
 th.asc::after {{ content: " \\25B2"; }} th.desc::after {{ content: " \\25BC"; }}
 td.status.done {{ color: #1a7f37; }} td.status.failed {{ color: #c62828; font-weight: bold; }}
+td.not-learned {{ color: #b26a00; }}
 td.status.skipped, td.status.not-run {{ color: #8a6d00; }}
 tr.detail td {{ background: #fff5f5; }} tr.detail pre {{ white-space: pre-wrap; margin: 2px 0; max-width: 110ch; }}
 .controls {{ margin: 0.8em 0; }} .controls > * {{ margin-right: 1em; }}
