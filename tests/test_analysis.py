@@ -175,6 +175,11 @@ def test_report_tables_are_for_people(tmp_path):
     assert t["Estimate"].str.match(r"^[+-]\d+\.\d{1,2} points").all()
     html = analysis.show(t).to_html()
     assert "<th" in html and "row0" in html and "level0_row0" not in html  # no index column
+    assert not s.exploratory_table()["Verdict"].str.contains("nan").any()
+    base = analysis.show(s.baseline_table()).to_html()
+    assert "00000<" not in base, "numbers are shown as rounded, not with a fixed 6 decimals"
+    comparison = analysis.show(s.comparison()).to_html()
+    assert ">nan<" not in comparison and ">–<" in comparison   # tasks not in the study: a dash
 
 
 def test_params_block_is_checked():

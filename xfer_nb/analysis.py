@@ -746,14 +746,22 @@ def _human(s: pd.DataFrame, holm: bool) -> pd.DataFrame:
         row["Holm p" if holm else "p (raw, exploratory)"] = _p(r["p_holm"] if holm else r["p"])
         row.update({"Seeds": int(r["n_seeds"] or 0), "Languages (n)": int(r["n_languages"] or 0),
                     "MDE (80% power)": "n/a" if r["mde_80"] is None or not np.isfinite(r["mde_80"])
-                    else f"{r['mde_80']:.{dec}f}", "Verdict": r["verdict"] if not r["note"] else f"{r['verdict']} ({r['note']})"})
+                    else f"{r['mde_80']:.{dec}f}",
+                    "Verdict": f"{r['verdict']} ({r['note']})" if isinstance(r["note"], str) and r["note"] else r["verdict"]})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _cell_text(value):
+    """A number as it was rounded (no trailing zeros of a fixed precision), a missing one as –."""
+    if isinstance(value, float):
+        return "–" if not np.isfinite(value) else f"{value:.4g}"
+    return "–" if value is None else value
+
+
 def show(df: pd.DataFrame):
-    """A table for the report: no index column."""
-    return df.style.hide(axis="index")
+    """A table for the report: no index column, numbers as rounded, missing values as –."""
+    return df.style.hide(axis="index").format(_cell_text)
 
 
 def load(params_file: str | os.PathLike, outputs_dir: str | os.PathLike | None = None) -> Study:
