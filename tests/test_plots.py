@@ -166,3 +166,10 @@ def test_cells_are_seed_level():
     assert (cell["n_seeds"], cell["n_languages"]) == (3, 4)
     row_lo, row_hi = S.mean_ci(df["gain"])[1:]
     assert cell["high"] - cell["low"] > 2 * (row_hi - row_lo)
+
+
+def test_no_size_line_is_fitted_through_one_seed(gains):
+    one_seed = gains[(gains.language_set == "en") & (gains.intermediate_task == "mnli") & (gains.seed == gains.seed.min())]
+    fig, caption = P.plot_size_curve(one_seed, size_task="mnli")
+    assert all(ax.get_legend() is None for ax in fig.axes)   # points with their n, no fitted line
+    assert "at least 2 seeds" in caption

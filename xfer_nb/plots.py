@@ -290,11 +290,11 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
             for _, sg in per_seed.groupby("seed"):
                 if sg[x].nunique() >= 2:
                     fits.append(np.polyfit(np.log2(sg[x].astype(float)), sg[y].astype(float), 1))
-            if fits:
+            if len(fits) >= 2:   # one seed's line is not an estimate: the seed is the unit
                 slope, intercept = np.mean(fits, axis=0)
                 grid_x = np.geomspace(float(a[x].min()), float(a[x].max()), 20)
                 ax.plot(grid_x, intercept + slope * np.log2(grid_x), color=c, linewidth=1.2,
-                        label=f"{t}: {slope:+.2f} per doubling")
+                        label=f"{t}: {slope:+.2f} per doubling ({len(fits)} seeds)")
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         ticks = sorted(set(dp[x].astype(float)))
@@ -314,7 +314,8 @@ def plot_size_curve(data: pd.DataFrame, y: str = "gain", x: str = "intermediate_
     caption = (f"Points: mean gain over the baseline ({unit} of each task's primary metric) on zero-shot languages "
                f"(English and seen languages excluded) at each size of the {what}, with the {CI_TEXT} and n = seeds × "
                f"languages; points of different tiers are nudged sideways to stay apart. Lines: the mean over seeds of "
-               f"each seed's least-squares line of gain on log2 size (its slope is the gain per doubling).")
+               f"each seed's least-squares line of gain on log2 size (its slope is the gain per doubling), drawn only where "
+               f"at least 2 seeds have 2 or more sizes.")
     return fig, caption
 
 
