@@ -183,3 +183,10 @@ def test_the_index_shows_the_validation_score_not_the_threshold_beside_it(tmp_pa
     assert index_page._learned({}, rows) is False
     prepare_rows = [{"split": "validation", "metric": "examples", "value": 500}]
     assert index_page._validation_score(tmp_path, {}, prepare_rows) is None
+
+
+def test_a_prepare_run_s_headline_counts_training_rows_apart_from_held_out_ones():
+    from xfer_nb import index_page
+    rows = [{"split": "train", "metric": "examples", "value": 64, "language": "en"},
+            {"split": "validation", "metric": "examples", "value": 500, "language": "all"}]
+    assert index_page._headline("prepare", rows) == ("64 training examples + 500 held out", 64.0)

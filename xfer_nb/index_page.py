@@ -150,8 +150,12 @@ def _headline(stage: str, metrics: list[dict]) -> tuple[str, float | None]:
         loss = [r["value"] for r in metrics if r.get("metric") == "final_loss" and _finite(r.get("value"))]
         return (f"final loss {loss[-1]:.3f}", float(loss[-1])) if loss else ("", None)
     if stage == "prepare":
-        n = sum(r["value"] for r in metrics if r.get("metric") == "examples" and _finite(r.get("value")))
-        return (f"{int(n)} examples", float(n)) if n else ("", None)
+        def count(split: str) -> int:
+            return int(sum(r["value"] for r in metrics if r.get("metric") == "examples" and r.get("split") == split
+                           and _finite(r.get("value"))))
+        n, held = count("train"), count("validation")
+        text = f"{n} training examples" + (f" + {held} held out" if held else "")
+        return (text, float(n)) if n else ("", None)
     return "", None
 
 
