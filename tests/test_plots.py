@@ -173,3 +173,16 @@ def test_no_size_line_is_fitted_through_one_seed(gains):
     fig, caption = P.plot_size_curve(one_seed, size_task="mnli")
     assert all(ax.get_legend() is None for ax in fig.axes)   # points with their n, no fitted line
     assert "at least 2 seeds" in caption
+
+
+def test_a_run_s_language_bars_are_its_zero_shot_scores_not_its_validation_rows():
+    import pandas as pd
+    from xfer_nb import views
+    rows = [{"task": "udpos", "language": "en", "split": "validation", "metric": "validation_score", "value": 67.0},
+            {"task": "udpos", "language": "en", "split": "validation", "metric": "chance", "value": 0.0}]
+    rows += [{"task": "udpos", "language": lang, "split": "test", "metric": metric, "value": value}
+             for lang, value in (("wo", 39.5), ("yo", 44.8), ("en", 70.4)) for metric in ("accuracy", "f1")]
+    fig = views.language_scores(pd.DataFrame(rows))
+    ax = fig.axes[0]
+    assert ax.get_title() == "udpos: zero-shot f1 per language"      # the task's primary metric
+    assert sorted(t.get_text() for t in ax.get_xticklabels()) == ["en", "wo", "yo"]

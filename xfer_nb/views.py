@@ -63,10 +63,15 @@ def score_table(scores: pd.DataFrame):
 
 def language_scores(scores: pd.DataFrame, metric: str | None = None):
     """Bar chart of one metric per language, coloured by resource tier."""
+    if "split" in scores.columns:   # the run's own validation rows are not zero-shot scores
+        scores = scores[scores["split"] != "validation"]
     fig, ax = plt.subplots(figsize=(max(5, 0.35 * scores["language"].nunique() + 2) + 1.5, 3.4))  # + the legend
     if scores.empty:
         return fig
-    metric = metric or scores["metric"].iloc[0]
+    if metric is None:
+        from xfer_nb.evaluate import PRIMARY_METRIC
+        primary = PRIMARY_METRIC.get(str(scores["task"].iloc[0]))
+        metric = primary if primary in set(scores["metric"]) else scores["metric"].iloc[0]
     rows = scores[scores["metric"] == metric].copy()
     rows["tier"] = rows["language"].map(_tier)
     order = {"low": 0, "mid": 1, "high": 2}
