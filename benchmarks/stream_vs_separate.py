@@ -23,6 +23,8 @@ import json
 from pathlib import Path
 from statistics import mean, stdev
 
+from xfer_nb import io
+
 
 def _read(path: Path) -> dict:
     return json.loads(path.read_text())
@@ -49,7 +51,7 @@ def tatoeba_means(root: Path) -> dict[str, float]:
     for run in sorted((root / "runs" / "target").glob("tatoeba*/DONE.json")):
         cfg = _read(run.parent / "config.json")
         upstream = cfg.get("upstream", {}).get("intermediate")
-        rows = [json.loads(line) for line in (run.parent / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        rows = io.read_jsonl(run.parent / "metrics.jsonl")
         scores = [r["value"] for r in rows if r.get("split") != "validation" and r["metric"] == "accuracy"]
         if upstream and scores:
             out[upstream] = mean(scores)

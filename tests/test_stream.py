@@ -127,7 +127,7 @@ def test_stream_settings_that_cannot_work_are_refused_by_name():
     with pytest.raises(C.ConfigError, match="size_schedule='sometimes'"):
         C.IntermediateConfig(size_schedule="sometimes")
     with pytest.raises(ValueError, match=r"stream_sizes=\[40\] does not include this run's size 80"):
-        stream.Stream(sizes=[40], store=None, order=np.arange(80)).check(80, 9, BS, RATIO)
+        stream.Stream(sizes=[40], store=None, order=np.arange(80)).check(80)
 
 
 def test_a_branch_inside_the_warm_up_decays_from_the_rate_the_trunk_had_there():

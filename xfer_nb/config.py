@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from xfer_nb.train_args import TrainingArgs  # torch-free: plan/sweep start fast
+from xfer_nb.train_args import TrainingArgs, stream_conflicts  # torch-free: plan/sweep start fast
 
 EMBEDDED_MODEL = "embedded:multilingual-e5-small"
 NO_INTERMEDIATE = "none"
@@ -108,15 +108,9 @@ class IntermediateConfig(TrainingArgs, ModelFields, LearningFields):
         if any(size <= 0 for size in self.stream_sizes):
             raise ConfigError(f"stream_sizes={self.stream_sizes} is not allowed; give sizes >= 1 (examples per task)")
         if self.size_schedule == "stream":
-            needs = {"lr_scheduler_type": ("wsd", self.lr_scheduler_type == "wsd"),
-                     "num_train_epochs": (1.0, self.num_train_epochs == 1.0),
-                     "max_steps": (-1, self.max_steps == -1),
-                     "gradient_accumulation_steps": (1, self.gradient_accumulation_steps == 1),
-                     "max_train_examples_per_task": (-1, self.max_train_examples_per_task == -1),
-                     "early_stopping_patience": (0, self.early_stopping_patience == 0)}
-            wrong = [f"{k}={getattr(self, k)!r} (needs {want!r})" for k, (want, ok) in needs.items() if not ok]
-            if self.warmup_steps < 1:
-                wrong.append(f"warmup_steps={self.warmup_steps} (needs a fixed number >= 1, the same for every size)")
+            wrong = stream_conflicts(self)
+            if self.max_train_examples_per_task != -1:
+                wrong.append(f"max_train_examples_per_task={self.max_train_examples_per_task} (needs -1)")
             if wrong:
                 raise ConfigError("size_schedule='stream' (one pass over the nested stream with a decay branch per "
                                   "size) cannot run with " + "; ".join(wrong))

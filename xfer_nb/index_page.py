@@ -107,10 +107,10 @@ def _validation_score(run_dir: Path, done: dict | None, metrics: list[dict]) -> 
     """The validation score a run recorded: its `validation_score` metric (split 'validation';
     not the chance level, threshold or counts beside it), else DONE.json's, else the best of
     the training log's validation entries. None when it was not validated."""
-    rows = [r["value"] for r in metrics if r.get("split") == "validation" and r.get("metric") == "validation_score"
-            and _finite(r.get("value"))]
-    if rows:
-        return float(max(rows))
+    from xfer_nb import learning
+    found = learning.from_metrics(metrics)
+    if found is not None and _finite(found["validation_score"]):
+        return float(found["validation_score"])
     for key in ("best_validation_score", "validation_score"):
         if done and _finite(done.get(key)):
             return float(done[key])
@@ -120,9 +120,10 @@ def _validation_score(run_dir: Path, done: dict | None, metrics: list[dict]) -> 
 
 def _learned(done: dict | None, metrics: list[dict]) -> bool | None:
     """The run's learning verdict (xfer_nb.learning), None where it had none."""
-    rows = [r["value"] for r in metrics if r.get("split") == "validation" and r.get("metric") == "learned"]
-    if rows:
-        return bool(rows[-1])
+    from xfer_nb import learning
+    found = learning.from_metrics(metrics)
+    if found is not None:
+        return found["learned"]
     return done.get("learned") if done and isinstance(done.get("learned"), bool) else None
 
 

@@ -35,6 +35,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from xfer_nb.batching import length_grouped
+
 
 def branch_point(size: int, batch_size: int, decay_ratio: float) -> int:
     """Rows of the stream trained at the constant rate before the size-`size` branch decays:
@@ -94,15 +96,11 @@ class StreamSampler:
         for start, end in zip(edges, edges[1:]):
             rng = np.random.default_rng(_segment_seed(seed, start, end))
             rows = start + rng.permutation(end - start)
-            batches = []
-            chunk_size = megabatch * batch_size if group_by_length else len(rows)
-            for i in range(0, len(rows), chunk_size):
-                chunk = rows[i:i + chunk_size]
-                if group_by_length:
-                    chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
-                batches.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
             if group_by_length:
+                batches = length_grouped(rows, self.lengths, batch_size, megabatch)
                 batches = [batches[k] for k in rng.permutation(len(batches))]
+            else:
+                batches = [rows[j:j + batch_size] for j in range(0, len(rows), batch_size)]
             self.batches.extend(batches)
         self.position = 0
 
@@ -156,7 +154,7 @@ class Stream:
     order: np.ndarray
     setup: dict = field(default_factory=dict)   # anything else the trunk depends on (model, data identity)
 
-    def check(self, n_rows: int, warmup_steps: int, batch_size: int, decay_ratio: float) -> None:
+    def check(self, n_rows: int) -> None:
         if n_rows not in self.sizes:
             raise ValueError(f"stream_sizes={self.sizes} does not include this run's size {n_rows}; the grid fills "
                              "stream_sizes from the intermediate_size axis, by hand give every size that shares "
@@ -178,9 +176,6 @@ class TrunkStore:
 
     def path(self, key: str) -> Path:
         return self.root / key
-
-    def has(self, key: str) -> bool:
-        return (self.root / key / "trainer_state.json").is_file()
 
 
 def rows_digests(features, order: np.ndarray, points: Sequence[int], columns: Sequence[str]) -> dict[int, str]:

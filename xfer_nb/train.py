@@ -101,7 +101,8 @@ import torch
 from torch import nn
 
 from xfer_nb import io
-from xfer_nb.train_args import DEVICES, PRECISIONS, SAMPLING, SCHEDULES, TrainingArgs, _help  # noqa: F401 (re-exported)
+from xfer_nb.batching import length_grouped
+from xfer_nb.train_args import DEVICES, PRECISIONS, SAMPLING, SCHEDULES, TrainingArgs, _help, stream_conflicts  # noqa: F401 (re-exported)
 
 MEGABATCH_MULT = 50  # batches per length-sorted megabatch, as in HF's LengthGroupedSampler
 # Fields that change neither the numbers nor the order of anything trained: a checkpoint
@@ -228,13 +229,7 @@ class BatchSampler:
         perm = torch.randperm(n, generator=self.generator).numpy()
         if not self.group_by_length:
             return [perm[i:i + bs] for i in range(0, n, bs)]
-        mega = MEGABATCH_MULT * bs
-        batches = []
-        for i in range(0, n, mega):
-            chunk = perm[i:i + mega]
-            # stable sort, longest first (ties keep their random order)
-            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
-            batches.extend(chunk[j:j + bs] for j in range(0, len(chunk), bs))
+        batches = length_grouped(perm, self.lengths, bs, MEGABATCH_MULT)
         order = torch.randperm(len(batches), generator=self.generator).tolist()
         return [batches[k] for k in order]
 
@@ -589,23 +584,15 @@ def _stream_module():
 
 
 def _check_stream(stream, train_sets: Mapping[str, Any], args: TrainingArgs, world: int) -> None:
-    problems = []
+    problems = stream_conflicts(args)
     if len(train_sets) != 1:
         problems.append(f"one task (got {sorted(train_sets)})")
     if world > 1:
-        problems.append("one process (got a torchrun world of %d)" % world)
-    if args.gradient_accumulation_steps != 1:
-        problems.append(f"gradient_accumulation_steps=1 (got {args.gradient_accumulation_steps})")
-    if args.max_steps > 0 or args.num_train_epochs != 1.0:
-        problems.append(f"one pass: max_steps=-1 and num_train_epochs=1 (got {args.max_steps}, {args.num_train_epochs})")
-    if args.warmup_steps <= 0:
-        problems.append("a fixed warmup_steps >= 1 (warmup_ratio would make the warm-up depend on the size)")
-    if args.early_stopping_patience:
-        problems.append("no early stopping (a branch ends at its size)")
+        problems.append(f"one process (got a torchrun world of {world})")
     if problems:
-        raise ValueError("size_schedule='stream' needs " + "; ".join(problems))
+        raise ValueError("size_schedule='stream' cannot run with " + "; ".join(problems))
     ((task, ds),) = train_sets.items()
-    stream.check(len(ds), args.warmup_steps, args.per_device_train_batch_size, args.decay_ratio)
+    stream.check(len(ds))
 
 
 class _StreamTaskSampler:

@@ -15,6 +15,17 @@ DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("linear", "constant_with_warmup", "wsd")
 
 
+def stream_conflicts(args) -> list[str]:
+    """Why these training settings cannot train one size branch of the nested stream
+    (xfer_nb.stream); empty when they can. Shared by config validation and train()."""
+    needs = {"lr_scheduler_type": "wsd", "num_train_epochs": 1.0, "max_steps": -1, "gradient_accumulation_steps": 1,
+             "early_stopping_patience": 0}
+    wrong = [f"{k}={getattr(args, k)!r} (needs {want!r})" for k, want in needs.items() if getattr(args, k) != want]
+    if args.warmup_steps < 1:
+        wrong.append(f"warmup_steps={args.warmup_steps} (needs a fixed number >= 1, the same for every size)")
+    return wrong
+
+
 def _help(text: str, **kw) -> dict:
     return {"metadata": {"help": text}, **kw}
 
