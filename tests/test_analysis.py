@@ -131,6 +131,25 @@ def test_runs_that_did_not_learn_are_counted_shown_and_kept_out(tmp_path):
     assert "(3 target run(s))" in text
 
 
+def test_size_rows_only_for_targets_the_grid_trains_after_the_size_task(tmp_path):
+    # a third target task trained only after the baseline and a one-size "mc" task (as
+    # study-large trains XNLI only after MultiNLI): no size hypothesis for it, by design; a
+    # target whose size-axis runs all failed to learn stays in the family as not testable
+    df = table(lambda n, s, lang: 1.0, noise_sd=0.1)
+    extra = df[(df["task"] == "xnli") & (df["intermediate_task"] == "none")].assign(task="pawsx", metric="accuracy")
+    extra["run_id"] = extra["run_id"].str.replace("xnli", "pawsx")
+    mc = extra.assign(intermediate_task="mc", intermediate_size=1000, language_set="en", intermediate_languages="en",
+                      intermediate_run="inter-mc", intermediate_learned=True, value=extra["value"] + 1.0,
+                      run_id=extra["run_id"] + "-mc")
+    df = pd.concat([df, extra, mc], ignore_index=True)
+    df.loc[(df["task"] == "udpos") & (df["intermediate_task"] == "nli") & (df["language_set"] == "en"),
+           "intermediate_learned"] = False
+    p = primary(study(df, tmp_path))
+    assert ("size_trend", "pawsx") not in p.index and ("tier_interaction_size", "pawsx") not in p.index
+    assert p.loc[("size_trend", "xnli"), "n_seeds"] == 5
+    assert p.loc[("size_trend", "udpos"), "note"].startswith("not testable")
+
+
 def test_a_partial_study_says_so_and_never_replaces_a_complete_report(tmp_path):
     df = table(lambda n, s, lang: 1.0, noise_sd=0.1)
     complete = study(df, tmp_path)

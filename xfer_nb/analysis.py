@@ -267,18 +267,21 @@ class Study:
         P, rows = self.params, []
         axis = self.size_axis()
         choice = self._diverse_choice()
+        t = self.primary
+        designed = set(t.loc[t["intermediate_task"] == self.size_task, "task"]) if len(t) else set()
         for task in self._tasks():
             zs = self.zero_shot(axis[axis["task"] == task])
             n_sizes = zs["intermediate_size"].nunique() if len(zs) else 0
+            sized = task in designed   # False: the grid never trains this target after the size task
             what = (f"{'English ' if self.english_set else ''}{self.size_task} data" if self.size_task
                     else "intermediate data")
-            if "size_trend" in P.primary:
+            if "size_trend" in P.primary and sized:
                 note = None if n_sizes >= 2 else "not testable: fewer than 2 sizes"
                 r = self._infer([self._slopes_matrix(zs[zs["tier"] == "low"])]) if n_sizes >= 2 else {}
                 rows.append(self._row("primary", "size_trend", f"gain per doubling of {what}", task, r,
                                       intermediate_task=self.size_task, language_set=self.english_set, tier="low",
                                       languages="zero-shot, unseen", effect_unit="points per doubling", note=note))
-            if "tier_interaction_size" in P.primary:
+            if "tier_interaction_size" in P.primary and sized:
                 r = {}
                 if n_sizes >= 2:
                     lo, hi = self._slopes_matrix(zs[zs["tier"] == "low"]), self._slopes_matrix(zs[zs["tier"] == "high"])
