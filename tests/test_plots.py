@@ -108,6 +108,12 @@ def test_size_curves_per_task_with_fitted_lines(gains, tmp_path):
     _check_saves(fig, "size_curve", tmp_path)
 
 
+def test_size_ticks_read_as_sizes():
+    # powers of two on the size axis are written out, not as "4.096k"
+    assert [P._size_label(n) for n in (256, 1000, 4096, 16000, 16384, 1_500_000)] == \
+        ["256", "1k", "4,096", "16k", "16,384", "1.5M"]
+
+
 def test_language_set_bars(gains, tmp_path):
     fig, caption = P.plot_language_sets(gains)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]

@@ -84,11 +84,12 @@ def _tiers_present(df: pd.DataFrame, tier_col: str) -> list[str]:
 
 
 def _size_label(n: float) -> str:
-    """250 -> "250", 1000 -> "1k", 16000 -> "16k", 1500000 -> "1.5M"."""
+    """250 -> "250", 1000 -> "1k", 16000 -> "16k", 1500000 -> "1.5M"; a size that is not a
+    round multiple (4096, 16384) is written out with a thousands separator, never "4.096k"."""
     for div, suffix in ((1e6, "M"), (1e3, "k")):
-        if n >= div:
+        if n >= div and float(n / div * 10).is_integer():
             return f"{n / div:g}{suffix}"
-    return f"{n:g}"
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:g}"
 
 
 def _y_label(y: str, unit: str) -> str:
