@@ -150,6 +150,19 @@ def test_size_rows_only_for_targets_the_grid_trains_after_the_size_task(tmp_path
     assert p.loc[("size_trend", "udpos"), "note"].startswith("not testable")
 
 
+def test_distance_slope_per_task_with_a_random_intercept_per_language(tmp_path):
+    # every zero-shot score falls 2 points per 0.1 of URIEL distance to the set's languages
+    df = table(lambda n, s, lang: 0.0, noise_sd=0.3)
+    df["value"] -= 20.0 * df["distance"].fillna(0.0)
+    sig = study(df, tmp_path).significance_rows
+    rows = sig[sig["hypothesis"] == "distance"].set_index("task")
+    assert sorted(rows.index) == ["udpos", "xnli"] and (rows["family"] == "exploratory").all()
+    for task in ("udpos", "xnli"):
+        assert rows.loc[task, "estimate"] == pytest.approx(-2.0, abs=0.15)
+        assert rows.loc[task, "n_seeds"] == 5 and rows.loc[task, "ci_high"] < 0
+    assert "random intercept per language" in rows.loc["xnli", "comparison"]
+
+
 def test_a_partial_study_says_so_and_never_replaces_a_complete_report(tmp_path):
     df = table(lambda n, s, lang: 1.0, noise_sd=0.1)
     complete = study(df, tmp_path)

@@ -166,3 +166,50 @@ def test_trend_recovers_known_slopes_per_tier():
     # one size only: no slope
     one = S.trend(noisy[noisy["intermediate_size"] == 1000]).iloc[0]
     assert math.isnan(one["slope"]) and one["n_sizes"] == 1
+
+
+# ---------------------------------------------------------------- distance: random intercept per language
+
+def _languages_at_distances(rng, slope, language_sd, noise_sd, n_languages=8, n_sets=3, level_follows_x=0.0):
+    """Each language seen from n_sets language sets at different distances; a language's own
+    level is a random intercept (plus level_follows_x times its mean distance)."""
+    rows = []
+    for lang in range(n_languages):
+        xs = rng.uniform(0.2, 0.9, n_sets)
+        level = rng.normal(0, language_sd) + level_follows_x * xs.mean()
+        for x in xs:
+            rows.append((f"l{lang}", x, level + slope * x + rng.normal(0, noise_sd)))
+    return pd.DataFrame(rows, columns=["language", "distance", "gain"])
+
+
+def test_random_intercept_slope_recovers_the_distance_slope():
+    rng = np.random.default_rng(0)
+    est = [S.random_intercept_slope(d["distance"], d["gain"], d["language"])
+           for d in (_languages_at_distances(rng, -10.0, 3.0, 0.5) for _ in range(200))]
+    assert np.mean(est) == pytest.approx(-10.0, abs=0.3)
+    # language levels that follow distance (far languages are low-resource) do not leak in when
+    # the language variance dominates: the estimate stays at the within-language slope
+    rng = np.random.default_rng(1)
+    est = [S.random_intercept_slope(d["distance"], d["gain"], d["language"])
+           for d in (_languages_at_distances(rng, -10.0, 5.0, 0.5, level_follows_x=-30.0) for _ in range(200))]
+    assert np.mean(est) == pytest.approx(-10.0, abs=0.6)
+
+
+def test_random_intercept_slope_between_fixed_and_pooled():
+    rng = np.random.default_rng(2)
+    d = _languages_at_distances(rng, 4.0, 0.0, 2.0, n_languages=10)
+    fixed = d.assign(x=d["distance"] - d.groupby("language")["distance"].transform("mean"),
+                     y=d["gain"] - d.groupby("language")["gain"].transform("mean"))
+    fe = float((fixed["x"] * fixed["y"]).sum() / (fixed["x"] ** 2).sum())
+    pooled = float(np.polyfit(d["distance"], d["gain"], 1)[0])
+    re = S.random_intercept_slope(d["distance"], d["gain"], d["language"])
+    assert min(fe, pooled) - 1e-9 <= re <= max(fe, pooled) + 1e-9
+    # two languages: no language variance can be estimated, so the fixed-effect slope
+    two = d[d["language"].isin(["l0", "l1"])]
+    t = two.assign(x=two["distance"] - two.groupby("language")["distance"].transform("mean"),
+                   y=two["gain"] - two.groupby("language")["gain"].transform("mean"))
+    assert S.random_intercept_slope(two["distance"], two["gain"], two["language"]) == \
+        pytest.approx(float((t["x"] * t["y"]).sum() / (t["x"] ** 2).sum()))
+    # one distance per language (an English-only study): no slope, not a pooled one
+    one = d.groupby("language", as_index=False).first()
+    assert math.isnan(S.random_intercept_slope(one["distance"], one["gain"], one["language"]))

@@ -439,7 +439,7 @@ def plot_distance(gains: pd.DataFrame, x: str = "distance", y: str = "gain", hue
     caption = ("Each point: one (evaluation language, intermediate language set), its gain over the baseline averaged "
                f"over seeds and intermediate sizes ({unit} of the task's primary metric), zero-shot languages only; colour is the language's "
                "tier, the marker its language set. The line is a least-squares fit over the points, descriptive only: "
-               "the significance table's distance rows test the slope with the seed as the unit and a fixed effect per "
+               "the significance table's distance rows test the slope with the seed as the unit and a random intercept per "
                "language.")
     return fig, caption
 

@@ -544,6 +544,52 @@ def per_seed_slopes(gains: pd.DataFrame, x: str = "intermediate_size", value: st
     return out
 
 
+def random_intercept_slope(x, y, groups) -> float:
+    """Slope of y on x with a random intercept per group (the language): the random-effects
+    GLS estimate, its variance components by moments. The within-group residuals give the
+    residual variance; the scatter of group means about their own regression, less what
+    that residual variance explains, gives the group variance (floored at 0). Each group is
+    then quasi-demeaned by theta = 1 - sqrt(s2_e / (s2_e + n_g s2_v)) and one least-squares
+    fit gives the slope. So a language seen at several distances (from several language
+    sets) contributes its within-language contrast in full, and the between-language
+    contrast counts only as far as the language variance allows: theta = 1 (language
+    variance dominating) is the fixed-effect slope, theta = 0 the pooled one. With fewer
+    than 3 groups the group variance cannot be estimated and the fixed-effect slope is
+    used. NaN when no group is seen at two values of x: then every seed's slope would rest on
+    the same languages' levels, which a t over seeds cannot see."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    codes, keys = pd.factorize(pd.Series(list(groups)))
+    n_groups, n = len(keys), x.size
+    n_g = np.bincount(codes, minlength=n_groups).astype(float)
+    mx, my = np.bincount(codes, x, n_groups) / n_g, np.bincount(codes, y, n_groups) / n_g
+    xw, yw = x - mx[codes], y - my[codes]
+    sxx_w = float((xw ** 2).sum())
+    df_w = n - n_groups - 1
+    s2_e = math.nan
+    if sxx_w > 1e-12 and df_w > 0:
+        beta_w = float((xw * yw).sum()) / sxx_w
+        s2_e = float(((yw - beta_w * xw) ** 2).sum()) / df_w
+    if sxx_w <= 1e-12:
+        return math.nan   # no group at two values of x: its level and its x cannot be told apart
+    if n_groups < 3 or not np.isfinite(s2_e):
+        theta = np.ones(n_groups)
+    else:
+        bx, by = mx - mx.mean(), my - my.mean()
+        sxx_b = float((bx ** 2).sum())
+        resid = by - (float((bx * by).sum()) / sxx_b) * bx if sxx_b > 1e-12 else by
+        s2_b = float((resid ** 2).sum()) / max(n_groups - (2 if sxx_b > 1e-12 else 1), 1)
+        s2_v = max(0.0, s2_b - s2_e * float(np.mean(1.0 / n_g)))
+        theta = 1.0 - np.sqrt(s2_e / (s2_e + n_g * s2_v)) if s2_e > 0 else np.ones(n_groups)
+    t = theta[codes]
+    xs, ys, cs = x - t * mx[codes], y - t * my[codes], 1.0 - t
+    if np.abs(cs).max() < 1e-12:   # theta = 1 everywhere: the fixed-effect (within) fit, no intercept left
+        return float((xs * ys).sum() / (xs ** 2).sum())
+    design = np.column_stack([cs, xs])
+    if np.linalg.matrix_rank(design) < 2:
+        return math.nan
+    return float(np.linalg.lstsq(design, ys, rcond=None)[0][1])
+
+
 def row_level(values, confidence: float = 0.95) -> dict:
     """The naive analysis, kept as a contrast: every row (seed x language) one unit, Student
     t over rows. Over-rejects when languages share a seed's runs."""
