@@ -616,7 +616,7 @@ class Study:
             if len(rows):
                 items = ", ".join(f"{r['task']} (paper: {r['paper_direction'] if isinstance(r['paper_direction'], str) else 'not reported'}"
                                   + (f" {r['paper_gain']:+.1f}" if r["paper_gain"] is not None and not pd.isna(r["paper_gain"]) else "")
-                                  + f"; here {r['our_intermediate']} {r['our_gain']:+.2f}, p={_p(r['our_p'])})"
+                                  + f"; here {r['our_intermediate']} {r['our_gain']:+.1f}, p {_p(r['our_p'])})"
                                   for _, r in rows.iterrows())
                 parts.append(f"{head}: {items}.")
         not_run = c.loc[c["verdict"] == "not run", "task"].tolist()
