@@ -439,8 +439,8 @@ def plot_distance(gains: pd.DataFrame, x: str = "distance", y: str = "gain", hue
     caption = ("Each point: one (evaluation language, intermediate language set), its gain over the baseline averaged "
                f"over seeds and intermediate sizes ({unit} of the task's primary metric), zero-shot languages only; colour is the language's "
                "tier, the marker its language set. The line is a least-squares fit over the points, descriptive only: "
-               "the significance table's distance rows test the slope with the seed as the unit and a random intercept per "
-               "language.")
+               "the significance table's distance rows, present when a language is seen at two distances (from "
+               "several language sets), test the slope with the seed as the unit and a random intercept per language.")
     return fig, caption
 
 
