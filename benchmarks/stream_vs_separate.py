@@ -15,7 +15,7 @@ Markdown:
 Wall times are whole notebook runs (start-up, training, validation, saving), measured as the
 sweep ran them (2 workers on 2 cores): the cost a user pays, not a controlled benchmark.
 
-    python benchmarks/stream_vs_separate.py [--outputs outputs] [--task udpos]
+    python benchmarks/stream_vs_separate.py [--outputs outputs] [--task mnli]
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def report(root: Path, task: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--outputs", type=Path, default=Path("outputs"))
-    ap.add_argument("--task", default="udpos")
+    ap.add_argument("--task", default="mnli")
     args = ap.parse_args()
     print(report(args.outputs, args.task))
 
