@@ -564,13 +564,13 @@ def random_intercept_slope(x, y, groups) -> float:
     mx, my = np.bincount(codes, x, n_groups) / n_g, np.bincount(codes, y, n_groups) / n_g
     xw, yw = x - mx[codes], y - my[codes]
     sxx_w = float((xw ** 2).sum())
-    df_w = n - n_groups - 1
-    s2_e = math.nan
-    if sxx_w > 1e-12 and df_w > 0:
-        beta_w = float((xw * yw).sum()) / sxx_w
-        s2_e = float(((yw - beta_w * xw) ** 2).sum()) / df_w
     if sxx_w <= 1e-12:
         return math.nan   # no group at two values of x: its level and its x cannot be told apart
+    df_w = n - n_groups - 1
+    s2_e = math.nan
+    if df_w > 0:
+        beta_w = float((xw * yw).sum()) / sxx_w
+        s2_e = float(((yw - beta_w * xw) ** 2).sum()) / df_w
     if n_groups < 3 or not np.isfinite(s2_e):
         theta = np.ones(n_groups)
     else:
