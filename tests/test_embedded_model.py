@@ -522,6 +522,32 @@ def test_embeddings_match_compiled_e5c_engine(e5, tmp_path):
 
 
 @pytest.mark.slow
+def test_chinese_words_are_tagged_on_a_content_piece_with_first_content(e5, tmp_path):
+    """XLM-R's tokenizer puts a bare '▁' before most pre-split Chinese words, so XTREME's
+    first-piece rule reads their tags from the same contentless token; first_content moves
+    them to the word's next piece (real UD-POS zh sentences)."""
+    from xfer_nb.featurize import IGNORE_INDEX, featurize
+    from xfer_nb.tasks.schema import TAGGING, make_dataset
+    sentences, words = [], []
+    for line in (DATA_XNLI.parent / "udpos" / "test-zh.tsv").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            sentences.append(words)
+            words = []
+            if len(sentences) == 20:
+                break
+        else:
+            words.append(line.split("\t")[0])
+    rows = [{"id": str(i), "language": "zh", "tokens": w, "tags": [1] * len(w)} for i, w in enumerate(sentences)]
+    tok, bare = e5["tok"], e5["tok"].get_vocab()["\u2581"]
+    labelled = {}
+    for how in ("first", "first_content"):
+        feats = featurize(make_dataset(TAGGING, rows), TAGGING, tok, 128, word_token=how, cache_dir=tmp_path)
+        on = [i for f in feats for i, lab in zip(f["input_ids"], f["labels"]) if lab != IGNORE_INDEX]
+        assert len(on) == sum(len(w) for w in sentences)   # one label per word either way
+        labelled[how] = sum(i == bare for i in on) / len(on)
+    assert labelled["first"] > 0.4 and labelled["first_content"] < 0.02, labelled
+
+
 def test_translations_are_more_similar_than_unrelated_sentences(e5):
     from xfer_nb.models import default_retrieval_layer, sentence_embeddings
 

@@ -139,6 +139,25 @@ def test_tagging_labels_only_first_subtoken(data_dir, tok, tmp_path):
     assert multi_piece_words > 50   # the tiny vocabulary really splits words
 
 
+def test_skip_boundary_pieces_moves_a_word_to_its_first_content_piece():
+    from xfer_nb.featurize import skip_boundary_pieces
+    # <s> ▁ 韩国 ▁我 ▁ 的 ▁ </s>: words 0 and 2 start with the bare piece (id 6); word 3 is only it
+    ids = [0, 6, 100, 101, 6, 102, 6, 2]
+    wids = [None, 0, 0, 1, 2, 2, 3, None]
+    assert skip_boundary_pieces(ids, wids, 6) == [None, None, 0, 1, None, 2, 3, None]
+    assert skip_boundary_pieces(ids, wids, None) == wids   # no such piece in the vocabulary: unchanged
+
+
+def test_tagging_word_token_option_is_checked_and_keyed(data_dir, tok, tmp_path):
+    rows, _ = panx_rows(data_dir, 5)
+    with pytest.raises(ValueError, match=r"word_token='last' is not allowed; use one of \('first', 'first_content'\)"):
+        featurize(make_dataset(TAGGING, rows), TAGGING, tok, word_token="last", cache_dir=False)
+    from xfer_nb.featurize import cache_key_parts
+    first = cache_key_parts(None, TAGGING, tok, 128, 128, 64, True)
+    assert "word_token" not in first   # the default keeps the keys of entries made before the option
+    assert cache_key_parts(None, TAGGING, tok, 128, 128, 64, True, "first_content") != first
+
+
 def test_tagging_truncation_keeps_word_count(data_dir, tok, tmp_path):
     rows, _ = panx_rows(data_dir)
     feats = featurize(make_dataset(TAGGING, rows), TAGGING, tok, max_seq_length=12, cache_dir=tmp_path)

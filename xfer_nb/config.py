@@ -75,12 +75,16 @@ class ModelFields:
     model_name_or_path: str = field(default=EMBEDDED_MODEL, **_help(f"Base encoder: a hub name (e.g. 'xlm-roberta-large'), a local folder, or '{EMBEDDED_MODEL}' (offline)."))
     max_seq_length: int = field(default=128, **_help("Maximum tokens per input after tokenisation (QA: window length)."))
     classifier_pooling: str = field(default="first", **_help("What sentence-pair and multiple-choice heads read: 'first' (the <s> vector, as RobertaClassificationHead) or 'mean' (the mean over tokens: e5's own pooling)."))
+    word_label_token: str = field(default="first", **_help("Which sub-token carries a word's tag (UD-POS, PAN-X): 'first' (XTREME's protocol) or 'first_content' (skip a bare SentencePiece '▁' piece, which XLM-R's tokenizer puts before most pre-split Chinese and Japanese words)."))
 
     def __post_init__(self):
         if self.max_seq_length < 8:
             raise ConfigError(f"max_seq_length={self.max_seq_length} is too small; use at least 8.")
         if self.classifier_pooling not in ("first", "mean"):
             raise ConfigError(f"classifier_pooling={self.classifier_pooling!r} is not allowed; use 'first' or 'mean'.")
+        if self.word_label_token not in ("first", "first_content"):
+            raise ConfigError(f"word_label_token={self.word_label_token!r} is not allowed; use 'first' or "
+                              "'first_content'.")
 
 
 @dataclass

@@ -18,6 +18,11 @@ MULTIPLE_CHOICE  labels: int (index of the right choice)
 TAGGING          labels: list[int], the word's tag id on the FIRST sub-token of each
                      word, -100 on the other sub-tokens and on special tokens
                  word_ids: list[int], the word index of each token, -1 for special tokens
+                 With word_token="first_content", a word whose first sub-token is a bare
+                 SentencePiece boundary piece ("▁", which XLM-R's tokenizer emits before
+                 most pre-split Chinese and Japanese words) is labelled, and later read,
+                 on its next sub-token instead; the bare piece gets word id -1. The
+                 default "first" is XTREME's protocol (utils_tag.py: the first piece).
                  num_words: int, words in the source row (truncated words included)
 QA               start_positions, end_positions: int, token indices of the first answer
                      in this window; 0 (the <s>/CLS token) when the answer is not wholly
@@ -39,7 +44,8 @@ Caching: the result is saved under `cache_dir/<family>-<key>` (default
 on a rerun. The key hashes `cache_key_parts(...)`: FEATURIZE_VERSION, the tokenizer's
 identity (class, name_or_path, len(tokenizer), special-token ids and a hash of a probe
 encoding of multilingual text, as pairs and as pre-split words), the family,
-max_seq_length, doc_stride, max_query_length, for_training, and a content hash of the
+max_seq_length, doc_stride, max_query_length, for_training, word_token (only when it is
+not the default, so older entries stay valid), and a content hash of the
 dataset (its rows in order, selection applied; so equal data made in two processes hits
 the same entry, and any changed row misses).
 """
@@ -69,6 +75,8 @@ _PROBE_PAIRS = [
     ("ภาษาไทย العربية עברית", "Ελληνικά 한국어 tiếng Việt ñandú   multiple   spaces"),
 ]
 _PROBE_WORDS = [["New", "York", "-", "based", "Übermensch", "東京", "ka-ching", "", "x"]]
+WORD_TOKENS = ("first", "first_content")   # which sub-token carries a word's tag (TAGGING)
+_BOUNDARY_PIECE = "\u2581"   # SentencePiece's word-boundary mark, as a token on its own
 
 
 # --------------------------------------------------------------------------- identity
@@ -107,8 +115,9 @@ def dataset_content_hash(dataset: datasets.Dataset) -> str:
 
 
 def cache_key_parts(dataset, family, tokenizer, max_seq_length, doc_stride, max_query_length,
-                    for_training) -> dict[str, Any]:
-    return {
+                    for_training, word_token: str = "first") -> dict[str, Any]:
+    extra = {"word_token": word_token} if family == TAGGING and word_token != "first" else {}
+    return {**extra,
         "version": FEATURIZE_VERSION,
         "tokenizer": tokenizer_identity(tokenizer),
         "family": family,
@@ -131,6 +140,7 @@ def featurize(
     doc_stride: int = 128,
     max_query_length: int = 64,
     for_training: bool = True,
+    word_token: str = "first",
     cache_dir: str | os.PathLike | None | bool = None,
 ) -> datasets.Dataset:
     """Tokenise `dataset` (columns of `family`'s schema) into model inputs.
@@ -140,13 +150,16 @@ def featurize(
     tokenizer (word ids and offsets are needed)."""
     if family not in FAMILIES:
         raise ValueError(f"featurize handles families {FAMILIES}, not {family!r}")
+    if word_token not in WORD_TOKENS:
+        raise ValueError(f"word_token={word_token!r} is not allowed; use one of {WORD_TOKENS}")
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("featurize needs a fast tokenizer (PreTrainedTokenizerFast): word ids and offsets")
     if family == QA and max_query_length + tokenizer.num_special_tokens_to_add(pair=True) + 2 > max_seq_length:
         raise ValueError(f"max_seq_length={max_seq_length} leaves no room for context after "
                          f"max_query_length={max_query_length}")
 
-    fn, kwargs = _featurizer(family, tokenizer, max_seq_length, doc_stride, max_query_length, for_training)
+    fn, kwargs = _featurizer(family, tokenizer, max_seq_length, doc_stride, max_query_length, for_training,
+                             word_token)
 
     def compute(fingerprint: str) -> datasets.Dataset:
         # An explicit fingerprint: otherwise `map` dill-hashes `fn` and with it the whole
@@ -157,14 +170,15 @@ def featurize(
                            desc=f"featurize {family}", **kwargs)
 
     if cache_dir is False:
-        parts = cache_key_parts(None, family, tokenizer, max_seq_length, doc_stride, max_query_length, for_training)
+        parts = cache_key_parts(None, family, tokenizer, max_seq_length, doc_stride, max_query_length, for_training,
+                                word_token)
         parts["data"] = dataset._fingerprint
         return compute(content_hash(parts, length=20))
     if cache_dir is None:
         from xfer_nb.paths import cache_dir as default_cache
         cache_dir = default_cache() / "features"
     key = content_hash(cache_key_parts(dataset, family, tokenizer, max_seq_length, doc_stride,
-                                       max_query_length, for_training), length=20)
+                                       max_query_length, for_training, word_token), length=20)
     path = Path(cache_dir) / f"{family}-{key}"
     if (path / "dataset_info.json").is_file():
         return datasets.load_from_disk(str(path))
@@ -179,7 +193,23 @@ def featurize(
     return datasets.load_from_disk(str(path))
 
 
-def _featurizer(family, tokenizer, max_seq_length, doc_stride, max_query_length, for_training):
+def skip_boundary_pieces(input_ids: Sequence[int], word_ids: Sequence[int | None],
+                         boundary_id: int | None) -> list[int | None]:
+    """Word ids with a word's leading bare boundary piece set to None when the same word
+    has a further sub-token, so that sub-token becomes the word's first (its tag's
+    carrier). A word that is only the bare piece keeps it."""
+    out = list(word_ids)
+    if boundary_id is None:
+        return out
+    for j, w in enumerate(word_ids):
+        if (w is not None and input_ids[j] == boundary_id and (j == 0 or word_ids[j - 1] != w)
+                and j + 1 < len(word_ids) and word_ids[j + 1] == w):
+            out[j] = None
+    return out
+
+
+def _featurizer(family, tokenizer, max_seq_length, doc_stride, max_query_length, for_training,
+                word_token="first"):
     keep_types = "token_type_ids" in tokenizer.model_input_names
 
     def base(enc, i):
@@ -200,11 +230,13 @@ def _featurizer(family, tokenizer, max_seq_length, doc_stride, max_query_length,
         return fn, {}
 
     if family == TAGGING:
+        boundary_id = tokenizer.get_vocab().get(_BOUNDARY_PIECE) if word_token == "first_content" else None
+
         def fn(batch, indices):
             enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_seq_length)
             rows, labels, word_ids = [], [], []
             for i, tags in enumerate(batch["tags"]):
-                wids = enc.word_ids(i)
+                wids = skip_boundary_pieces(enc["input_ids"][i], enc.word_ids(i), boundary_id)
                 lab, prev = [], None
                 for w in wids:
                     if w is None or w == prev:

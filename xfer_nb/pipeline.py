@@ -210,7 +210,8 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
         spec = tasks.TASKS[task]
         # prepared sets are grouped by language: a seeded shuffle keeps every language in the cap
         ds = _cap(ds, cfg.max_train_examples_per_task, cfg.seed)
-        feats[task] = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length)
+        feats[task] = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length,
+                                          word_token=cfg.word_label_token)
         head_specs[task] = (spec.family, num_labels(spec))
     encoder = heads.load_encoder(model_path)
     if len(head_specs) == 1:
@@ -221,7 +222,8 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
     evaluate_fn = None
     if held_out:
         scorers = [validation_scorer(task, task, held_out[task], tokenizer, cfg.max_seq_length,
-                                     head=task if len(head_specs) > 1 else None) for task in held_out]
+                                     head=task if len(head_specs) > 1 else None, word_token=cfg.word_label_token)
+                   for task in held_out]
         evaluate_fn = lambda m: sum(score(m) for score in scorers) / len(scorers)  # noqa: E731
     stream = _size_stream(cfg, sets, feats, out, model_path) if cfg.size_schedule == "stream" else None
     result = train.train(model, feats, training_args(cfg), out, collate_fn=featurize.collate,
@@ -327,7 +329,7 @@ def validation_split(cfg: C.TargetConfig, training: tuple[str, str, str]) -> tup
 
 
 def validation_scorer(metric_task: str, data_task: str, ds: datasets.Dataset, tokenizer, max_seq_length: int, *,
-                      head: str | None = None, batch_size: int = 64):
+                      head: str | None = None, batch_size: int = 64, word_token: str = "first"):
     """model -> the primary metric of `metric_task` (evaluate.PRIMARY_METRIC) on `ds`, rows of
     `data_task`'s family, predicted through the head `head` (a MultiTaskModel's) or the only one."""
     from xfer_nb import evaluate, featurize, predict
@@ -336,7 +338,8 @@ def validation_scorer(metric_task: str, data_task: str, ds: datasets.Dataset, to
     groups = {}
     for lang in sorted(set(ds["language"])):
         part = ds.filter(lambda r: r["language"] == lang) if len(set(ds["language"])) > 1 else ds
-        groups[lang] = (part, featurize.featurize(part, family, tokenizer, max_seq_length, for_training=False))
+        groups[lang] = (part, featurize.featurize(part, family, tokenizer, max_seq_length, for_training=False,
+                                                  word_token=word_token))
 
     def score(model) -> float:
         total, n = 0.0, 0
@@ -438,9 +441,9 @@ def _train_target(cfg, spec, encoder_path, tokenizer, out):
                           cfg.validation_examples, EVAL_SEED)
             where = f"{len(val_ds)} rows of {dev[0]} {dev[1]} {dev[2]}"
         evaluate_fn = validation_scorer(cfg.target_task, train_task, val_ds, tokenizer, cfg.max_seq_length,
-                                        batch_size=cfg.eval_batch_size)
+                                        batch_size=cfg.eval_batch_size, word_token=cfg.word_label_token)
     train_ds = _cap(train_ds, cfg.max_train_examples, cfg.seed)
-    feats = featurize.featurize(train_ds, spec.family, tokenizer, cfg.max_seq_length)
+    feats = featurize.featurize(train_ds, spec.family, tokenizer, cfg.max_seq_length, word_token=cfg.word_label_token)
     model = heads.build_task_model(encoder_path, spec.family, num_labels(spec), seed=cfg.seed,
                                    pooling=cfg.classifier_pooling)
     result = train.train(model, {cfg.target_task: feats}, training_args(cfg), out, collate_fn=featurize.collate,
@@ -465,7 +468,8 @@ def _evaluate_supervised(cfg, spec, model, tokenizer, langs):
                         require_labels=True)
         ds = _cap(tasks.partition(cfg.target_task, split, cfg.data_source, ds, "eval"), cfg.max_eval_examples,
                   EVAL_SEED)
-        feats = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length, for_training=False)
+        feats = featurize.featurize(ds, spec.family, tokenizer, cfg.max_seq_length, for_training=False,
+                                    word_token=cfg.word_label_token)
         preds = predict.predict(model, feats, spec.family, batch_size=cfg.eval_batch_size, precision=cfg.precision)
         predictions, references = _align(spec, ds, preds)
         results.append((lang, split, len(ds), evaluate.compute(cfg.target_task, lang, predictions, references)))
