@@ -190,3 +190,14 @@ def test_the_quick_study_s_runs_are_all_runs_of_study_large():
                                                    check_data=False).all_specs()}
            for name in ("study", "study-large", "study-diversity")}
     assert ids["study"] <= ids["study-large"] <= ids["study-diversity"]
+
+
+def test_a_field_added_at_its_neutral_default_keeps_run_ids():
+    """word_label_token came after finished runs: at 'first' (the old behaviour) it is not part
+    of the id, so those runs stay valid; 'first_content' is a different run."""
+    from xfer_nb.runs import NEUTRAL_DEFAULTS, RunSpec
+    base = {"target_task": "udpos", "seed": 0, "max_seq_length": 128}
+    old = RunSpec("target", base, label="udpos--baseline-s0")
+    assert NEUTRAL_DEFAULTS["word_label_token"] == C.TargetConfig.__dataclass_fields__["word_label_token"].default
+    assert RunSpec("target", {**base, "word_label_token": "first"}, label=old.label).run_id == old.run_id
+    assert RunSpec("target", {**base, "word_label_token": "first_content"}, label=old.label).run_id != old.run_id

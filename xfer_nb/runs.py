@@ -42,6 +42,11 @@ STAGE_ORDER = ("prepare", "intermediate", "target")
 # changes what it produces for the same config, so old results are not reused.
 # prepare 2: the local XNLI pool is the even premises of dev (odd ones are evaluated).
 STAGE_VERSIONS = {"prepare": 2, "intermediate": 1, "target": 1}
+# Config fields added after results existed, with the default that reproduces the code before
+# them. At that default a field is left out of the run id, so adding it kept every finished
+# run valid; any other value is part of the id. (A field whose default changes behaviour
+# never goes here: that needs a STAGE_VERSIONS bump instead.)
+NEUTRAL_DEFAULTS = {"word_label_token": "first"}
 HASHED_MAX_BYTES = 1 << 20   # DONE.json records sha256 of files up to 1 MiB, sizes of all
 LOCK = ".lock"
 
@@ -62,7 +67,8 @@ class RunSpec:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"stage": self.stage, "version": STAGE_VERSIONS.get(self.stage, 1), "config": self.config,
+        config = {k: v for k, v in self.config.items() if k not in NEUTRAL_DEFAULTS or v != NEUTRAL_DEFAULTS[k]}
+        return {"stage": self.stage, "version": STAGE_VERSIONS.get(self.stage, 1), "config": config,
                 "upstream": self.upstream, "data": self.data}
 
     @property
