@@ -244,7 +244,9 @@ def plot_task_gains(gains: pd.DataFrame, row: str = "intermediate_task", col: st
                 "largest size: " + ", ".join(f"{k} {int(v):,}" for k, v in sizes.items()))
     fig.suptitle(f"Zero-shot gain over the baseline ({unit}) by intermediate and target task, at {size_txt}")
     if any(in_task(r, c) for r in rows_ for c in cols_):
-        fig.text(0.01, 0.005, "* framed: in-task pair (the intermediate task is the target task)", fontsize=7)
+        # supxlabel, not fig.text: constrained layout makes room for it below the axes' labels
+        fig.supxlabel("* framed: in-task pair (the intermediate task is the target task)", x=0.01, ha="left",
+                      fontsize=7)
     caption = (f"Each cell: mean gain over the no-intermediate baseline ({unit} of the target task's primary metric) "
                f"on zero-shot languages (English and languages seen in the intermediate data excluded) of one tier; "
                f"in brackets the {CI_TEXT}; n = seeds × languages. * and a black frame: in-task pairs (the intermediate "
