@@ -174,7 +174,8 @@ def test_intermediate_fields_per_intermediate_task():
         expand({**params, "intermediate": {"learning_rate": {"udpso": 1e-4}}})
 
 
-@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "stream-check", "smoke", "xtreme"])
+@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "stream-check", "word-token-check", "smoke",
+                                  "xtreme"])
 def test_every_shipped_params_file_passes_validation_against_the_data(name, data_dir):
     from xfer_nb.paths import REPO_ROOT
     plan = grid.expand(grid.load_params(REPO_ROOT / "params" / f"{name}.yaml"), for_running=False)
@@ -190,6 +191,18 @@ def test_the_quick_study_s_runs_are_all_runs_of_study_large():
                                                    check_data=False).all_specs()}
            for name in ("study", "study-large", "study-diversity")}
     assert ids["study"] <= ids["study-large"] <= ids["study-diversity"]
+
+
+def test_the_word_token_check_differs_from_the_large_baseline_in_that_setting_only():
+    from xfer_nb.paths import REPO_ROOT
+    def baseline(name):
+        plan = grid.expand(grid.load_params(REPO_ROOT / "params" / f"{name}.yaml"), check_data=False)
+        return {s.config["seed"]: s.config for s in plan.stages["target"]
+                if s.config["target_task"] == "udpos" and s.run_id.startswith("udpos--baseline")}
+    check, large = baseline("word-token-check"), baseline("study-large")
+    assert sorted(check) == [0, 1, 2]
+    for seed, cfg in check.items():
+        assert {k for k in cfg if cfg[k] != large[seed].get(k)} == {"word_label_token"}
 
 
 def test_a_field_added_at_its_neutral_default_keeps_run_ids():
