@@ -108,6 +108,20 @@ def test_diversity_against_the_budget_matched_english_control(tmp_path):
         assert col in csv.columns
 
 
+def test_diversity_rows_only_where_the_diverse_sets_were_trained_and_low_languages_are_unseen(tmp_path):
+    # the multilingual sets get no UD-POS target (as study-diversity.yaml); on XNLI the only
+    # low-resource evaluation language, sw, is inside the most diverse set
+    df = table(lambda n, s, lang: 0.0, seed_sd=0.2, noise_sd=0.2)
+    df = df[~((df["language_set"].isin(["en+close", "en+far"])) & (df["task"] == "udpos"))]
+    df = df[~df["language"].isin(["yo", "wo", "mr", "jv"]) | (df["task"] == "udpos")]
+    p = primary(study(df, tmp_path))
+    assert ("diversity", "udpos") not in p.index and ("tier_interaction_diversity", "udpos") not in p.index
+    assert ("size_trend", "udpos") in p.index   # the English size axis still has its UD-POS rows
+    row = p.loc[("diversity", "xnli")]
+    assert row["note"] == "not testable: no low-resource evaluation language of xnli is unseen by en+far"
+    assert pd.isna(row["estimate"])
+
+
 def test_runs_that_did_not_learn_are_counted_shown_and_kept_out(tmp_path):
     def gain(n, s, lang):
         return 1.0

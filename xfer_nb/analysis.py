@@ -293,9 +293,15 @@ class Study:
                                       intermediate_task=self.size_task, language_set=self.english_set, tier="low - high",
                                       languages="zero-shot, unseen", effect_unit="points per doubling",
                                       note=None if n_sizes >= 2 else "not testable: fewer than 2 sizes"))
-            if "diversity" in P.primary or "tier_interaction_diversity" in P.primary:
+            # a target the grid never trains after the diverse sets gets no diversity rows
+            diverse = not choice or bool(len(t)) and task in set(t.loc[t["language_set"].isin(choice[1]), "task"])
+            if diverse and ("diversity" in P.primary or "tier_interaction_diversity" in P.primary):
                 d = self._set_vs_control(choice[1], choice[2], task) if choice else pd.DataFrame()
                 note = None if choice else "not testable: no language set shares a size with the English control"
+                if choice and len(d) and not (d["tier"] == "low").any():
+                    note = (f"not testable: no low-resource evaluation language of {task} is unseen by "
+                            f"{', '.join(choice[1])}")
+                    d = d.iloc[:0]
                 label = f"{choice[0]} minus {self.english_set} at {choice[2]:,} examples" if choice else "diverse minus English"
                 extra = dict(language_set=",".join(choice[1]) if choice else None, versus=self.english_set,
                              intermediate_size=choice[2] if choice else None, languages="zero-shot, unseen by the set")
