@@ -122,6 +122,10 @@ def test_language_set_bars(gains, tmp_path):
     assert "4,000 intermediate examples" in fig._suptitle.get_text()  # the size all sets share
     assert "English is in neither" in caption
     _check_saves(fig, "language_sets", tmp_path)
+    # a target trained after the English set only gets no row of panels
+    only_en = gains[(gains["task"] != "xnli") | (gains["language_set"] == "en")]
+    titles = [ax.get_title() for ax in P.plot_language_sets(only_en)[0].axes if ax.get_title()]
+    assert not any(t.startswith("xnli") for t in titles) and titles[0].startswith("tydiqa: seen")
 
 
 def test_distance_per_task(gains, tmp_path):

@@ -348,7 +348,10 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
         d = d[d[size_col] == size]
     sets = list(order) if order else _set_order(d, set_col)
     tiers = _tiers_present(d, tier_col)
-    tasks = sorted(d["task"].astype(str).unique())
+    # a target trained after one language set only has nothing to compare across sets
+    tasks = sorted(t for t, g in d.groupby(d["task"].astype(str)) if g[set_col].nunique() > 1)
+    if not tasks:
+        raise ValueError("plot_language_sets: no target task was trained after two or more language sets")
     fig = Figure(figsize=(max(7.0, 1.3 * len(sets) * 2 + 2.5), 2.9 * len(tasks) + 0.8), layout="constrained")
     axes = fig.subplots(len(tasks), 2, squeeze=False)
     width = 0.8 / max(1, len(tiers))
@@ -370,7 +373,7 @@ def plot_language_sets(gains: pd.DataFrame, y: str = "gain", set_col: str = "lan
                         ax.annotate(f"n={int(r['n_seeds'])}×{int(r['n_languages'])}", (xx, 0), fontsize=6,
                                     ha="center", va="top", xytext=(0, -2), textcoords="offset points", rotation=90)
             ax.axhline(0, color="black", linewidth=0.8)
-            ax.set_xticks(x, sets, rotation=20)
+            ax.set_xticks(x, sets, rotation=20, ha="right", rotation_mode="anchor")
             n_lang = dt.loc[seen == flag, "language"].nunique()
             ax.set_title(f"{task}: {name} ({n_lang} languages)", fontsize=10)
             ax.set_ylabel(f"gain ({unit})")
