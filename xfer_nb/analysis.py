@@ -173,6 +173,18 @@ class Study:
         counts = g.groupby("intermediate_task")["intermediate_size"].nunique()
         return str(counts.sort_values(ascending=False, kind="stable").index[0])
 
+    @cached_property
+    def set_comparable(self) -> pd.DataFrame:
+        """Gains of the (intermediate task, size) conditions that two or more language sets
+        share; with one language set, every gain. Comparing sets, or distances across sets,
+        over anything else would compare intermediate tasks and sizes as well (an English-only
+        size axis of another task would count as "English")."""
+        g = self.gains
+        if not len(g) or g["language_set"].nunique() < 2:
+            return g
+        shared = g.groupby(["intermediate_task", "intermediate_size"])["language_set"].transform("nunique")
+        return g[shared > 1]
+
     def size_axis(self) -> pd.DataFrame:
         g = self._english_only(self.gains)
         return g[g["intermediate_task"] == self.size_task] if len(g) else g
@@ -421,7 +433,8 @@ class Study:
         cannot masquerade as a distance effect beyond what the language variance allows);
         then the seed-level t over those slopes. None when no language is seen at two
         distances (an English-only study)."""
-        d = self.zero_shot(self.gains[self.gains["task"] == task]).dropna(subset=["distance"])
+        g = self.set_comparable
+        d = self.zero_shot(g[g["task"] == task]).dropna(subset=["distance"])
         if not len(d):
             return None
         slopes = []
@@ -675,10 +688,11 @@ class Study:
         if len(axis) and axis["intermediate_size"].nunique() >= 1:
             figs["2_size_curve"], self.captions["2_size_curve"] = plots.plot_size_curve(axis, size_task=self.size_task,
                                                                                      english=self.english_set is not None)
-        if g["language_set"].nunique() > 1:
-            figs["3_language_sets"], self.captions["3_language_sets"] = plots.plot_language_sets(g)
-        if g["distance"].notna().any():
-            figs["4_distance"], self.captions["4_distance"] = plots.plot_distance(g)
+        comparable = self.set_comparable
+        if comparable["language_set"].nunique() > 1:
+            figs["3_language_sets"], self.captions["3_language_sets"] = plots.plot_language_sets(comparable)
+        if comparable["distance"].notna().any():
+            figs["4_distance"], self.captions["4_distance"] = plots.plot_distance(comparable)
         out = output_path(self.outputs, "figures", self.name)
         for name, fig in figs.items():
             self.figures[name] = plots.save(fig, name, out)
