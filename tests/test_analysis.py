@@ -195,6 +195,22 @@ def test_sets_are_compared_only_within_the_condition_they_share(tmp_path):
         assert rows.loc[("set_vs_english", task), "estimate"].abs().max() < 0.5
 
 
+def test_genus_mates_of_the_added_languages_against_the_set_s_other_languages(tmp_path):
+    # en+close adds Hindi here: its Indic genus-mates (mr ur bn) gain 3 points more than the
+    # set's other unseen languages, against the English control
+    indic = {"mr", "ur", "bn"}
+    df = table(lambda n, s, lang: 3.0 if s == "en+close" and lang in indic else 0.0, seed_sd=0.2, noise_sd=0.2)
+    close = df["language_set"] == "en+close"
+    df.loc[close, "intermediate_languages"] = "en,de,hi"
+    df.loc[close & (df["language"] == "hi"), "seen"] = True
+    sig = study(df, tmp_path).significance_rows
+    rows = sig[sig["hypothesis"] == "genus_mates"].set_index(["language_set", "task"])
+    assert set(rows.index) == {("en+close", "udpos"), ("en+close", "xnli")}   # en+far's ar, sw have no unseen mates
+    row = rows.loc[("en+close", "xnli")]
+    assert "(bn mr ur)" in row["comparison"] and row["family"] == "exploratory"
+    assert row["estimate"] == pytest.approx(3.0, abs=0.3) and row["verdict"] == "gain" and row["n_seeds"] == 5
+
+
 def test_a_partial_study_says_so_and_never_replaces_a_complete_report(tmp_path):
     df = table(lambda n, s, lang: 1.0, noise_sd=0.1)
     complete = study(df, tmp_path)

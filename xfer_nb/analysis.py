@@ -13,6 +13,7 @@ files never replace those of a complete analysis (``Study.save``, ``report_path`
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -402,6 +403,18 @@ class Study:
                         rows.append(self._row("exploratory", "set_vs_english", f"{ls} minus {self.english_set} at "
                                               f"{int(size):,} examples", task, r, language_set=ls, versus=self.english_set,
                                               intermediate_size=int(size), tier="all", languages="zero-shot, unseen by the set"))
+                        mates = self._genus_mates(ls)
+                        is_mate = d["language"].isin(mates)
+                        if is_mate.any() and (~is_mate).any():
+                            r = stats.seed_level_difference(d[is_mate], d[~is_mate], item=("language_set", "language"),
+                                                            paired_items=False, smallest_effect=P.smallest_effect,
+                                                            alpha=P.alpha)
+                            found = sorted(set(d.loc[is_mate, "language"]))
+                            rows.append(self._row("exploratory", "genus_mates", f"{ls} minus {self.english_set} at "
+                                                  f"{int(size):,} examples: genus-mates of its added languages "
+                                                  f"({' '.join(found)}) minus its other unseen languages", task, r,
+                                                  language_set=ls, versus=self.english_set, intermediate_size=int(size),
+                                                  tier="all", languages="zero-shot, unseen by the set"))
             levels = self.params.diversity_levels
             names = list(levels)
             choice = self._diverse_choice()
@@ -425,6 +438,23 @@ class Study:
                                       "intermediate language (random intercept per language)", task, r, tier="all",
                                       languages="zero-shot, unseen", effect_unit="points per 0.1 distance"))
         return rows
+
+    def _genus_mates(self, language_set: str) -> set[str]:
+        """Evaluation languages of the genus (WALS-style: Turkic, Germanic, ...) of a language
+        the set adds to English, related languages that may benefit together."""
+        g = self.gains
+        added = str(g.loc[g["language_set"] == language_set, "intermediate_languages"].iloc[0]).split(",")
+        genera = set()
+        for code in added:
+            if code.strip() and code.strip() != "en":
+                with contextlib.suppress(KeyError, ValueError):
+                    genera.add(languages.info(code.strip()).genus)
+        mates = set()
+        for code in g["language"].unique():
+            with contextlib.suppress(KeyError, ValueError):
+                if languages.info(code).genus in genera - {None}:
+                    mates.add(code)
+        return mates
 
     def distance_slope(self, task: str) -> dict | None:
         """Per seed, the slope of gain on URIEL distance across (language set, language)
