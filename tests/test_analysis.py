@@ -122,6 +122,24 @@ def test_diversity_rows_only_where_the_diverse_sets_were_trained_and_low_languag
     assert pd.isna(row["estimate"])
 
 
+def test_a_level_s_set_that_lost_a_seed_leaves_its_test_and_the_row_says_so(tmp_path):
+    # one level of two sets; en+far's intermediate run of seed 3 did not learn. The test keeps
+    # 5 seeds on en+close's items rather than mixing sets per seed, and names what it used
+    def gain(n, s, lang):
+        return {"en+close": 1.0, "en+far": 4.0}.get(s, 0.0) if L.tier(lang) == "low" else 0.0
+    df = table(gain, seed_sd=0.1, noise_sd=0.1)
+    df.loc[df["intermediate_run"] == "inter-nli-1000-en+far-3", "intermediate_learned"] = False
+    params = analysis_params.parse({"primary": ["diversity"], "english_control": "en",
+                                    "diversity_levels": {"mixed": ["en+close", "en+far"]}})
+    row = primary(study(df, tmp_path, params=params)).loc[("diversity", "udpos")]
+    assert row["language_set"] == "en+close" and row["n_seeds"] == 5
+    assert row["estimate"] == pytest.approx(1.0, abs=0.2)
+    assert row["note"].startswith("en+far left out") and "did not learn in every seed" in row["note"]
+    df["intermediate_learned"] = True   # every run learned: both sets, one mean per seed
+    row = primary(study(df, tmp_path, params=params)).loc[("diversity", "udpos")]
+    assert row["language_set"] == "en+close,en+far" and pd.isna(row["note"])
+
+
 def test_runs_that_did_not_learn_are_counted_shown_and_kept_out(tmp_path):
     def gain(n, s, lang):
         return 1.0
