@@ -131,8 +131,10 @@ def test_a_level_s_set_that_lost_a_seed_leaves_its_test_and_the_row_says_so(tmp_
     df.loc[df["intermediate_run"] == "inter-nli-1000-en+far-3", "intermediate_learned"] = False
     params = analysis_params.parse({"primary": ["diversity"], "english_control": "en",
                                     "diversity_levels": {"mixed": ["en+close", "en+far"]}})
-    row = primary(study(df, tmp_path, params=params)).loc[("diversity", "udpos")]
+    s = study(df, tmp_path, params=params)
+    row = primary(s).loc[("diversity", "udpos")]
     assert row["language_set"] == "en+close" and row["n_seeds"] == 5
+    assert "(en+far left out: the test keeps the languages every seed has" in s.answer()
     assert row["estimate"] == pytest.approx(1.0, abs=0.2)
     assert row["note"].startswith("en+far left out") and "did not learn in every seed" in row["note"]
     df["intermediate_learned"] = True   # every run learned: both sets, one mean per seed

@@ -597,7 +597,8 @@ class Study:
             tail += f"; the positive control was not detected, so this study cannot detect effects of about this size"
         return (f"{head}: {_signed(r['estimate'], dec)} {unit} (95% CI {_signed(r['ci_low'], dec)} to "
                 f"{_signed(r['ci_high'], dec)}; Holm p {_p(r['p_holm'])}; {int(r['n_seeds'])} seeds × "
-                f"{int(r['n_languages'])} languages; MDE {r['mde_80']:.{dec}f}) — {tail}.")
+                f"{int(r['n_languages'])} languages; MDE {r['mde_80']:.{dec}f}) — {tail}"
+                + (f" ({r['note']})." if isinstance(r["note"], str) and r["note"] else "."))
 
     def limitations(self) -> str:
         models = sorted(set(self.table["model_name_or_path"].astype(str))) if "model_name_or_path" in self.table else []
