@@ -315,8 +315,12 @@ class Study:
                     note = (f"not testable: no low-resource evaluation language of {task} is unseen by "
                             f"{', '.join(choice[1])}")
                     d = d.iloc[:0]
-                sets = self._sets_in_test(d[d["tier"] == "low"]) if len(d) else (choice[1] if choice else [])
-                left_out = [s for s in (choice[1] if choice else []) if s not in sets]
+                planned = list(choice[1]) if choice else []
+                # one seeds x (set, language) matrix of the low tier: the test and the sets it kept
+                low = stats.seed_item_matrix(d[d["tier"] == "low"], item=("language_set", "language")) if len(d) \
+                    else pd.DataFrame()
+                sets = sorted({c.split("|")[0] for c in low.columns}) if len(d) else planned
+                left_out = [s for s in planned if s not in sets]
                 if left_out and not note:
                     note = (f"{', '.join(left_out)} left out: the test keeps the languages every seed has, "
                             f"and {', '.join(left_out)} did not learn in every seed")
@@ -324,8 +328,7 @@ class Study:
                 extra = dict(language_set=",".join(sets) if sets else None, versus=self.english_set,
                              intermediate_size=choice[2] if choice else None, languages="zero-shot, unseen by the set")
                 if "diversity" in P.primary:
-                    r = stats.seed_level(d[d["tier"] == "low"], item=("language_set", "language")) if len(d) else {}
-                    r = self._with_params(r)
+                    r = self._with_params(stats.infer([low.to_numpy()] if low.size else []) if len(d) else {})
                     rows.append(self._row("primary", "diversity", label, task, r, tier="low", note=note, **extra))
                 if "tier_interaction_diversity" in P.primary:
                     r = {}
@@ -347,13 +350,6 @@ class Study:
                                   tier="all", languages="zero-shot, unseen",
                                   note=None if len(g) else f"not testable: no {it} -> {task} gains in the English set"))
         return rows
-
-    @staticmethod
-    def _sets_in_test(d: pd.DataFrame) -> list[str]:
-        """The language sets whose items survive into a seed-level test of a level's sets: a
-        set that lost a seed (a run gated out) drops out, so that every seed averages the same items."""
-        m = stats.seed_item_matrix(d, item=("language_set", "language"))
-        return sorted({c.split("|")[0] for c in m.columns})
 
     def _with_params(self, r: dict) -> dict:
         """Recompute TOST and verdict with this study's smallest effect and alpha."""
