@@ -73,6 +73,8 @@ def test_sweep_writes_complete_run_folders(chain):
         assert row["omp_num_threads"] == str(R.threads_per_worker(2))  # the kernel got the thread count
         done = json.loads((run_dir / DONE).read_text())
         assert done["run_id"] == spec.run_id and done["kernel_attempts"] == 1
+        # what the numbers depend on besides the config: the CPU's kernels and the libraries
+        assert done["machine"]["cpu"] and done["machine"]["packages"]["torch"].startswith("2.13.0"), done["machine"]
         assert done["timings"]["kernel_start_s"] > 0 and done["seconds"] >= done["timings"]["execute_s"]
         html = (run_dir / HTML).read_text()
         assert "<html" in html and f"'value': {expected[spec.label]}" in html
@@ -411,3 +413,18 @@ def test_a_killed_worker_fails_its_runs_and_the_sweep_goes_on(tmp_path):
     assert all("worker process died" in o.error for o in result["summary"].outcomes if o.status == O.FAILED_)
     again = S.sweep(plan, tmp_path, workers=1, notebooks_dir=NOTEBOOKS, quiet=True)
     assert again.ok and sum(o.status == O.DONE_NOW for o in again.outcomes) == statuses.count(O.FAILED_)
+
+
+def test_the_machine_fingerprint_reads_the_cpu_model_and_its_numeric_flags(tmp_path):
+    from xfer_nb import machine
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+                       "flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n\n"
+                       "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\n")
+    got = machine.fingerprint.__wrapped__(str(cpuinfo))
+    assert got["cpu"] == "Intel(R) Xeon(R) Processor"
+    assert got["cpu_flags"] == ["amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2"]
+    assert got["packages"]["torch"].startswith("2.13.0") and set(got["packages"]) == set(machine.PACKAGES)
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("model name\t: AMD EPYC 9R14\nflags\t\t: avx2 avx512f avx512_bf16\n")
+    assert machine.fingerprint.__wrapped__(str(zen4))["cpu_flags"] == ["avx512_bf16", "avx512f", "avx2"]

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from xfer_nb import io, learning
+from xfer_nb import io, learning, machine
 from xfer_nb.outcomes import CACHED, CONFLICT, DONE_NOW, FAILED_, SKIPPED, Outcome
 from xfer_nb.paths import REPO_ROOT, outputs_dir
 from xfer_nb.runs import (FAILED, HTML, NOTEBOOK, RunConflict, RunSpec, check_identity, has_done_marker, is_done,
@@ -398,7 +398,8 @@ def _execute(spec: RunSpec, run_dir: Path, nb_path: Path, values: dict, kernel_n
     seconds = round(time.monotonic() - t0, 3)
     mark_done(run_dir, {"run_id": spec.run_id, "stage": spec.stage, "notebook": str(nb_path), "seconds": seconds,
                         "timings": timings, "kernel_attempts": attempts, "threads": threads,
-                        "host": socket.gethostname(), **learning.done_fields(run_dir)})
+                        "host": socket.gethostname(), "machine": machine.fingerprint(),
+                        **learning.done_fields(run_dir)})
     return dict(status=DONE_NOW, attempts=attempts)
 
 
