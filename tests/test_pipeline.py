@@ -50,6 +50,18 @@ def test_intermediate_trains_and_saves_only_the_encoder(intermediate_run):
     assert "encoder.layer.0.attention.self.query.weight" in changed
 
 
+def test_a_mixed_set_is_validated_per_language_beside_its_pooled_verdict(intermediate_run):
+    from xfer_nb import learning
+    _, trained, inter_dir = intermediate_run
+    rows = [r for r in io.read_jsonl(inter_dir / "metrics.jsonl") if r["split"] == "validation"]
+    per = {r["language"]: r for r in rows if r["metric"] == "validation_score" and r["language"] != "all"}
+    assert sorted(per) == ["en", "sw"] and all(r["task"] == "xnli" and r["n_examples"] > 0 for r in per.values())
+    pooled = sum(r["value"] * r["n_examples"] for r in per.values()) / sum(r["n_examples"] for r in per.values())
+    assert pooled == pytest.approx(trained.summary["validation_score"], abs=1e-3), "the verdict is the pooled score"
+    assert learning.from_metrics(rows)["validation_score"] == trained.summary["validation_score"]
+    assert trained.summary["validation_by_language"] == {f"xnli {k}": r["value"] for k, r in per.items()}
+
+
 @pytest.mark.parametrize("task, languages, metric", [
     ("pawsx", ["en", "de", "ko"], "accuracy"),
     ("udpos", ["en", "yo", "wo"], "f1"),

@@ -57,8 +57,12 @@ def metric_rows(run_id: str, stage: str, task: str, outcome: dict, n_examples: i
 
 
 def from_metrics(rows: list[dict]) -> dict | None:
-    """The verdict a run's metrics.jsonl rows record, or None when the run was not validated."""
-    found = {r["metric"]: r["value"] for r in rows if r.get("split") == "validation"}
+    """The verdict a run's metrics.jsonl rows record, or None when the run was not validated.
+    The verdict's rows share one language ("all", or "en" for a target run); a mixed set's
+    per-language validation rows beside them are not the verdict."""
+    validation = [r for r in rows if r.get("split") == "validation"]
+    language = next((r.get("language") for r in validation if r.get("metric") == "learned"), None)
+    found = {r["metric"]: r["value"] for r in validation if r.get("language") == language}
     if "learned" not in found:
         return None
     return {"validation_score": found.get("validation_score"), "chance": found.get("chance"),

@@ -244,6 +244,10 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
                                  "mean of the tasks' primary metrics")
         rows += learning.metric_rows(out.name, "intermediate", "+".join(sets), verdict,
                                      sum(len(v) for v in held_out.values()))
+        by_language = _validation_by_language(model, dict(zip(held_out, scorers)), out.name)
+        if by_language:
+            rows += by_language
+            summary["validation_by_language"] = {f"{r['task']} {r['language']}": r["value"] for r in by_language}
     else:
         summary["validation"] = "none: the prepare run held out no rows (held_out_examples=0); not validated"
     runs.write_metrics(out, rows)
@@ -279,6 +283,21 @@ def _validate(model, evaluate_fn, result, cfg, task_names: list[str]) -> dict:
         model.eval()
         score = evaluate_fn(model)
     return learning.verdict(task_names, score, cfg.learning_threshold)
+
+
+def _validation_by_language(model, scorers: dict, run_id: str) -> list[dict]:
+    """metrics.jsonl rows (split "validation", one per task and language) of the kept weights'
+    score in each language of a mixed set's held-out rows; [] for one language. The verdict
+    stays the pooled score (its rows say language "all")."""
+    rows = []
+    model.eval()
+    for task, scorer in scorers.items():
+        parts = scorer.per_language(model)
+        if len(parts) > 1:
+            rows += [{"run_id": run_id, "stage": "intermediate", "task": task, "language": lang, "split": "validation",
+                      "metric": "validation_score", "value": round(float(value), 4), "n_examples": n}
+                     for lang, (value, n) in parts.items()]
+    return rows
 
 
 def _train_summary(result, sizes: dict) -> dict:
@@ -341,14 +360,19 @@ def validation_scorer(metric_task: str, data_task: str, ds: datasets.Dataset, to
         groups[lang] = (part, featurize.featurize(part, family, tokenizer, max_seq_length, for_training=False,
                                                   word_token=word_token))
 
-    def score(model) -> float:
-        total, n = 0.0, 0
+    def per_language(model) -> dict[str, tuple[float, int]]:
+        """{language: (score, rows)}: a mixed set's verdict can then say which language held it back."""
+        out = {}
         for lang, (part, feats) in groups.items():
             preds = predict.predict(model, feats, family, batch_size=batch_size, task=head)
             predictions, references = _align(spec, part, preds)
-            total += evaluate.compute(metric_task, lang, predictions, references)[metric] * len(part)
-            n += len(part)
-        return total / n
+            out[lang] = (evaluate.compute(metric_task, lang, predictions, references)[metric], len(part))
+        return out
+
+    def score(model) -> float:
+        parts = per_language(model).values()
+        return sum(value * n for value, n in parts) / sum(n for _, n in parts)
+    score.per_language = per_language
     return score
 
 
