@@ -175,7 +175,7 @@ def test_intermediate_fields_per_intermediate_task():
         expand({**params, "intermediate": {"learning_rate": {"udpso": 1e-4}}})
 
 
-@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "stream-check", "stream-check-udpos",
+@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "study-diversity-8192", "stream-check", "stream-check-udpos",
                                   "word-token-check", "smoke", "xtreme"])
 def test_every_shipped_params_file_passes_validation_against_the_data(name, data_dir):
     from xfer_nb.paths import REPO_ROOT
