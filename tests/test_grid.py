@@ -175,8 +175,8 @@ def test_intermediate_fields_per_intermediate_task():
         expand({**params, "intermediate": {"learning_rate": {"udpso": 1e-4}}})
 
 
-@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "study-diversity-8192", "stream-check", "stream-check-udpos",
-                                  "word-token-check", "smoke", "xtreme"])
+@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "study-diversity-8192", "stream-check",
+                                  "stream-check-udpos", "word-token-check", "smoke", "xtreme"])
 def test_every_shipped_params_file_passes_validation_against_the_data(name, data_dir):
     from xfer_nb.paths import REPO_ROOT
     plan = grid.expand(grid.load_params(REPO_ROOT / "params" / f"{name}.yaml"), for_running=False)
@@ -197,7 +197,8 @@ def test_the_quick_study_s_runs_are_all_runs_of_study_large_and_the_diversity_st
     mixed = {i for i in ids["study-diversity"] if "-en+" in i}   # run ids name the language set
     english = ids["study-diversity"] - mixed
     assert english and english <= ids["study-large"]
-    assert {re.search(r"en\+\w+-\w", i).group() for i in mixed} == {"en+near-a", "en+near-b", "en+near-c", "en+far-a", "en+far-b", "en+far-c"}
+    assert {re.search(r"en\+\w+-\w", i).group() for i in mixed} == {"en+near-a", "en+near-b", "en+near-c",
+                                                                     "en+far-a", "en+far-b", "en+far-c"}
 
 
 def test_the_word_token_check_differs_from_the_large_baseline_in_that_setting_only():
