@@ -32,8 +32,11 @@ def _validation(run, stage, task, score, learned, threshold):
 def test_collect_reads_validation_and_pretraining(tmp_path):
     _run(tmp_path, "prepare", "prep-a", {"intermediate_task": "nli", "intermediate_size": 1000, "language_set": "en",
                                          "intermediate_languages": ["en"]})
+    per_language = [{"run_id": "inter-a", "stage": "intermediate", "task": "nli", "language": lang,
+                     "split": "validation", "metric": "validation_score", "value": v, "n_examples": 250}
+                    for lang, v in (("en", 47.2), ("sw", 34.8))]
     _run(tmp_path, "intermediate", "inter-a", {}, {"prepare": "prep-a"},
-         _validation("inter-a", "intermediate", "nli", 41.0, False, 48.3))
+         _validation("inter-a", "intermediate", "nli", 41.0, False, 48.3) + per_language)
     target = {"seed": 0, "target_task": "xnli", "model_name_or_path": "embedded:e5-small"}
     scores_base = {"en": 60.0, "sw": 40.0, "yo": 35.0}
     _run(tmp_path, "target", "base-0", target, {},
@@ -55,6 +58,8 @@ def test_collect_reads_validation_and_pretraining(tmp_path):
     study = analysis.Study("collected", t, tmp_path)
     nl = study.not_learned()
     assert nl["stage"].tolist() == ["intermediate"] and nl["run"].tolist() == ["inter-a"]
+    # a mixed set's run shows which language held it back; the verdict stays the pooled 41.0
+    assert nl["by language"].tolist() == ["en 47.2, sw 34.8"] and nl["validation score"].tolist() == [41.0]
     assert not len(study.gains)  # the only gains came from the run built on it
     assert "1 intermediate and 0 target run(s) stayed below their learning threshold" in study.answer()
     assert "no gains were computed" in study.answer()

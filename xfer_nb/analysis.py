@@ -112,9 +112,18 @@ class Study:
                              "intermediate task": r.get("intermediate_task"), "size": r.get("intermediate_size"),
                              "language set": r.get("language_set"), "seed": r["seed"],
                              "validation score": r.get("intermediate_validation"),
+                             "by language": self._validation_by_language(run),
                              "target runs excluded": int(g["run_id"].nunique())})
         return pd.DataFrame(rows, columns=["stage", "run", "target task", "intermediate task", "size", "language set",
-                                           "seed", "validation score", "target runs excluded"])
+                                           "seed", "validation score", "by language", "target runs excluded"])
+
+    def _validation_by_language(self, run: str) -> str:
+        """"en 48.0, sw 44.8": which language held a mixed set's run back ("" for one
+        language, or a run from before per-language validation)."""
+        from xfer_nb import io, learning
+        path = Path(self.outputs) / "runs" / "intermediate" / str(run) / "metrics.jsonl"
+        scores = learning.by_language(list(io.read_jsonl(path))) if path.is_file() else {}
+        return ", ".join(f"{lang} {value:.1f}" for lang, value in sorted(scores.items()))
 
     @cached_property
     def gains(self) -> pd.DataFrame:

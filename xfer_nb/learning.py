@@ -69,6 +69,15 @@ def from_metrics(rows: list[dict]) -> dict | None:
             "learning_threshold": found.get("learning_threshold"), "learned": bool(found["learned"])}
 
 
+def by_language(rows: list[dict]) -> dict[str, float]:
+    """{language: validation score} of a mixed set's per-language validation rows (written
+    beside the pooled verdict by the intermediate stage); {} for a run without them."""
+    validation = [r for r in rows if r.get("split") == "validation"]
+    verdict = next((r.get("language") for r in validation if r.get("metric") == "learned"), None)
+    return {r["language"]: r["value"] for r in validation
+            if r.get("metric") == "validation_score" and r.get("language") != verdict}
+
+
 def done_fields(run_dir) -> dict:
     """What DONE.json records of a finished run's verdict ({} for runs that train nothing)."""
     from pathlib import Path
