@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xfer_nb import analysis_params, grid, io, languages, plots, results, stats
+from xfer_nb import analysis_params, grid, io, languages, learning, plots, results, stats
 from xfer_nb.paths import output_path, outputs_dir as resolve_outputs
 
 CONFIG_COLUMNS = ["intermediate_task", "intermediate_size", "language_set"]
@@ -120,7 +120,6 @@ class Study:
     def _validation_by_language(self, run: str) -> str:
         """"en 48.0, sw 44.8": which language held a mixed set's run back ("" for one
         language, or a run from before per-language validation)."""
-        from xfer_nb import io, learning
         path = Path(self.outputs) / "runs" / "intermediate" / str(run) / "metrics.jsonl"
         scores = learning.by_language(list(io.read_jsonl(path))) if path.is_file() else {}
         return ", ".join(f"{lang} {value:.1f}" for lang, value in sorted(scores.items()))

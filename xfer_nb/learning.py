@@ -56,12 +56,17 @@ def metric_rows(run_id: str, stage: str, task: str, outcome: dict, n_examples: i
             {**base, "metric": "learned", "value": 1.0 if outcome["learned"] else 0.0}]
 
 
+def _verdict_language(rows: list[dict]) -> tuple[list[dict], str | None]:
+    """A run's validation rows, and the language its verdict rows carry (the "learned" row's)."""
+    validation = [r for r in rows if r.get("split") == "validation"]
+    return validation, next((r.get("language") for r in validation if r.get("metric") == "learned"), None)
+
+
 def from_metrics(rows: list[dict]) -> dict | None:
     """The verdict a run's metrics.jsonl rows record, or None when the run was not validated.
     The verdict's rows share one language ("all", or "en" for a target run); a mixed set's
     per-language validation rows beside them are not the verdict."""
-    validation = [r for r in rows if r.get("split") == "validation"]
-    language = next((r.get("language") for r in validation if r.get("metric") == "learned"), None)
+    validation, language = _verdict_language(rows)
     found = {r["metric"]: r["value"] for r in validation if r.get("language") == language}
     if "learned" not in found:
         return None
@@ -72,8 +77,7 @@ def from_metrics(rows: list[dict]) -> dict | None:
 def by_language(rows: list[dict]) -> dict[str, float]:
     """{language: validation score} of a mixed set's per-language validation rows (written
     beside the pooled verdict by the intermediate stage); {} for a run without them."""
-    validation = [r for r in rows if r.get("split") == "validation"]
-    verdict = next((r.get("language") for r in validation if r.get("metric") == "learned"), None)
+    validation, verdict = _verdict_language(rows)
     return {r["language"]: r["value"] for r in validation
             if r.get("metric") == "validation_score" and r.get("language") != verdict}
 

@@ -237,14 +237,19 @@ def intermediate(cfg: C.IntermediateConfig, run_dir: str = "", upstream_dir: str
              "split": "train", "metric": k, "value": v, "n_examples": result.examples_seen}
             for k, v in summary.items() if k in ("final_loss", "examples_per_second", "own_train_seconds")]
     if held_out:
-        verdict = _validate(model, evaluate_fn, result, cfg, list(held_out))
+        # one scoring pass of the kept weights, per language: the verdict pools it (as
+        # evaluate_fn would), and a mixed set's rows keep each language's score
+        model.eval()
+        parts = {task: scorer.per_language(model) for task, scorer in zip(held_out, scorers)}
+        verdict = _validate(model, lambda _: sum(map(_pooled, parts.values())) / len(parts), result, cfg,
+                            list(held_out))
         summary.update(verdict)
         summary["validation"] = (f"per task, {', '.join(f'{len(v)} {t}' for t, v in held_out.items())} rows held out "
                                  f"of the pool (the end of the seed-{cfg.seed} draw order, in no subset of any size); "
                                  "mean of the tasks' primary metrics")
         rows += learning.metric_rows(out.name, "intermediate", "+".join(sets), verdict,
                                      sum(len(v) for v in held_out.values()))
-        by_language = _validation_by_language(model, dict(zip(held_out, scorers)), out.name)
+        by_language = _validation_by_language(parts, out.name)
         if by_language:
             rows += by_language
             summary["validation_by_language"] = {f"{r['task']} {r['language']}": r["value"] for r in by_language}
@@ -285,19 +290,13 @@ def _validate(model, evaluate_fn, result, cfg, task_names: list[str]) -> dict:
     return learning.verdict(task_names, score, cfg.learning_threshold)
 
 
-def _validation_by_language(model, scorers: dict, run_id: str) -> list[dict]:
+def _validation_by_language(parts: dict[str, dict[str, tuple[float, int]]], run_id: str) -> list[dict]:
     """metrics.jsonl rows (split "validation", one per task and language) of the kept weights'
     score in each language of a mixed set's held-out rows; [] for one language. The verdict
     stays the pooled score (its rows say language "all")."""
-    rows = []
-    model.eval()
-    for task, scorer in scorers.items():
-        parts = scorer.per_language(model)
-        if len(parts) > 1:
-            rows += [{"run_id": run_id, "stage": "intermediate", "task": task, "language": lang, "split": "validation",
-                      "metric": "validation_score", "value": round(float(value), 4), "n_examples": n}
-                     for lang, (value, n) in parts.items()]
-    return rows
+    return [{"run_id": run_id, "stage": "intermediate", "task": task, "language": lang, "split": "validation",
+             "metric": "validation_score", "value": round(float(value), 4), "n_examples": n}
+            for task, by_lang in parts.items() if len(by_lang) > 1 for lang, (value, n) in by_lang.items()]
 
 
 def _train_summary(result, sizes: dict) -> dict:
@@ -370,10 +369,14 @@ def validation_scorer(metric_task: str, data_task: str, ds: datasets.Dataset, to
         return out
 
     def score(model) -> float:
-        parts = per_language(model).values()
-        return sum(value * n for value, n in parts) / sum(n for _, n in parts)
+        return _pooled(per_language(model))
     score.per_language = per_language
     return score
+
+
+def _pooled(by_language: dict[str, tuple[float, int]]) -> float:
+    """The score over all held-out rows: each language's score weighted by its rows."""
+    return sum(value * n for value, n in by_language.values()) / sum(n for _, n in by_language.values())
 
 
 def _drop_checkpoints(run_dir: Path) -> None:
