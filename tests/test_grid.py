@@ -1,4 +1,5 @@
 """Params files expand into validated, de-duplicated run specs with content-hashed ids."""
+import json
 import re
 import textwrap
 
@@ -175,7 +176,8 @@ def test_intermediate_fields_per_intermediate_task():
         expand({**params, "intermediate": {"learning_rate": {"udpso": 1e-4}}})
 
 
-@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "study-diversity-8192", "stream-check",
+@pytest.mark.parametrize("name", ["study", "study-large", "study-diversity", "study-diversity-8192",
+                                  "study-diversity-2pass", "stream-check",
                                   "stream-check-udpos", "word-token-check", "smoke", "xtreme"])
 def test_every_shipped_params_file_passes_validation_against_the_data(name, data_dir):
     from xfer_nb.paths import REPO_ROOT
@@ -184,6 +186,22 @@ def test_every_shipped_params_file_passes_validation_against_the_data(name, data
     for spec in plan.stages["intermediate"]:
         if spec.config["size_schedule"] == "stream":
             assert spec.config["stream_sizes"], spec.run_id
+
+
+def test_the_two_pass_diversity_study_trains_english_and_every_far_set_with_one_recipe():
+    """The English control is budget-matched only if it trains as the sets do: same pairs
+    count, same passes, same schedule; only the language set and the seed may differ."""
+    from xfer_nb.paths import REPO_ROOT
+    plan = grid.expand(grid.load_params(REPO_ROOT / "params" / "study-diversity-2pass.yaml"), check_data=False)
+    prepare = {s.run_id: s.config for s in plan.stages["prepare"]}
+    specs = plan.stages["intermediate"]
+    recipes = {json.dumps({k: v for k, v in s.config.items() if k != "seed"}, sort_keys=True) for s in specs}
+    assert len(recipes) == 1
+    recipe = json.loads(recipes.pop())
+    assert (recipe["num_train_epochs"], recipe["size_schedule"], recipe["per_device_train_batch_size"]) == (2.0, "separate", 32)
+    sets = {(prepare[s.upstream["prepare"]]["language_set"], prepare[s.upstream["prepare"]]["intermediate_size"]) for s in specs}
+    assert sets == {("en", 4096), ("en+far-a", 4096), ("en+far-b", 4096), ("en+far-c", 4096)}
+    assert len(specs) == 4 * 5
 
 
 def test_the_quick_study_s_runs_are_all_runs_of_study_large_and_the_diversity_study_shares_its_controls():
