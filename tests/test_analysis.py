@@ -309,3 +309,13 @@ def test_params_file_takes_an_analysis_block(tmp_path):
     assert [s.run_id for s in plan.stages["target"]] == [s.run_id for s in smoke.stages["target"]]  # runs unchanged
     parsed = analysis_params.parse(params["analysis"])
     assert parsed.primary == ("size_trend",) and parsed.smallest_effect == 0.5
+
+
+def test_the_limitations_state_the_passes_the_intermediate_runs_made(tmp_path):
+    df = table(lambda n, s, lang: 0.0, seeds=range(2), tasks=("xnli",))
+    assert "short intermediate training" in study(df, tmp_path).limitations()   # a table from before the column
+    df["intermediate_epochs"] = np.where(df["intermediate_task"] == "none", None, 1.0)
+    assert "one pass over the intermediate data" in study(df, tmp_path).limitations()
+    df.loc[df["language_set"] != "en", "intermediate_epochs"] = 2.0
+    text = study(df, tmp_path).limitations()
+    assert "1 or 2 passes over the intermediate data" in text and "one epoch" not in text

@@ -35,7 +35,7 @@ def test_collect_reads_validation_and_pretraining(tmp_path):
     per_language = [{"run_id": "inter-a", "stage": "intermediate", "task": "nli", "language": lang,
                      "split": "validation", "metric": "validation_score", "value": v, "n_examples": 250}
                     for lang, v in (("en", 47.2), ("sw", 34.8))]
-    _run(tmp_path, "intermediate", "inter-a", {}, {"prepare": "prep-a"},
+    _run(tmp_path, "intermediate", "inter-a", {"num_train_epochs": 2.0}, {"prepare": "prep-a"},
          _validation("inter-a", "intermediate", "nli", 41.0, False, 48.3) + per_language)
     target = {"seed": 0, "target_task": "xnli", "model_name_or_path": "embedded:e5-small"}
     scores_base = {"en": 60.0, "sw": 40.0, "yo": 35.0}
@@ -53,6 +53,7 @@ def test_collect_reads_validation_and_pretraining(tmp_path):
     nli = t[t["run_id"] == "nli-0"].iloc[0]
     assert nli["intermediate_learned"] is False and nli["intermediate_validation"] == 41.0
     assert nli["target_learned"] is None  # a run without validation rows (e.g. an older run)
+    assert nli["intermediate_epochs"] == 2.0 and math.isnan(base["intermediate_epochs"])   # the recipe's passes
     assert dict(zip(t["language"], t["in_pretraining"])) == {"en": True, "sw": True, "yo": False}
     # the analysis counts the intermediate run that did not learn and keeps its target run out
     study = analysis.Study("collected", t, tmp_path)

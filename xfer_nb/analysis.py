@@ -48,7 +48,7 @@ LIMITATIONS_E5 = (
     "encoder directly, so what intermediate training adds can differ. ")
 LIMITATIONS = (
     "**Limitations.** {model}The budget is a 2-core CPU: few seeds, "
-    "hundreds to a few thousand training examples, one epoch, and evaluation subsets per language; effects smaller "
+    "hundreds to a few thousand training examples, {passes}, and evaluation subsets per language; effects smaller "
     "than each comparison's minimal detectable effect (MDE) cannot be seen, and \"inconclusive\" means exactly that. "
     "Every interval treats the seed as the unit and the evaluated languages as a sample of languages; the "
     "conclusions are about this model, these tasks and these data sizes."
@@ -606,10 +606,22 @@ class Study:
 
     def limitations(self) -> str:
         models = sorted(set(self.table["model_name_or_path"].astype(str))) if "model_name_or_path" in self.table else []
+        passes = self._passes()
         if models and not any("e5" in m for m in models):
             return LIMITATIONS.format(model=f"The encoder here is {', '.join(models)}, where Phang et al. used XLM-R "
-                                      "Large (560M parameters); its results say nothing about XLM-R. ")
-        return LIMITATIONS.format(model=LIMITATIONS_E5)
+                                      "Large (560M parameters); its results say nothing about XLM-R. ", passes=passes)
+        return LIMITATIONS.format(model=LIMITATIONS_E5, passes=passes)
+
+    def _passes(self) -> str:
+        """How many passes the intermediate runs made, read from the runs (not assumed)."""
+        epochs = sorted(set(pd.to_numeric(self.table.get("intermediate_epochs", pd.Series(dtype=float)),
+                                          errors="coerce").dropna()))
+        if not epochs:
+            return "short intermediate training"
+        said = [f"{e:g}" for e in epochs]
+        if said == ["1"]:
+            return "one pass over the intermediate data"
+        return f"{' or '.join(said)} passes over the intermediate data"
 
     def _baseline_sentence(self) -> str:
         base = self.primary[stats.baseline_mask(self.primary)]

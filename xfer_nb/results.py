@@ -4,7 +4,9 @@ Each row is one metric of one target run in one language, carrying every axis va
 (walked up from the target run through its intermediate and prepare runs), the
 language's resource tier, whether it was seen in the intermediate data, its URIEL
 distance to the intermediate language set, and whether XLM-R was pretrained on it
-(``in_pretraining``).
+(``in_pretraining``), and how many passes its intermediate run made over its data
+(``intermediate_epochs``: a recipe setting, not an axis, recorded so that a report can
+say it).
 
 Held-out validation rows (``split == "validation"`` in a run's metrics.jsonl: the task's
 score, ``learned`` 1/0 and ``learning_threshold``) are not evaluation rows: they become
@@ -42,8 +44,10 @@ def run_axes(root: Path, target_cfg: dict) -> dict:
             "intermediate_languages": ""}
     inter_id = target_cfg.get("upstream", {}).get("intermediate")
     axes["intermediate_run"] = inter_id or ""
+    axes["intermediate_epochs"] = None
     if inter_id:
         inter = _config(root, "intermediate", inter_id)
+        axes["intermediate_epochs"] = inter["config"].get("num_train_epochs")
         prep = _config(root, "prepare", inter["upstream"]["prepare"])["config"]
         axes.update(intermediate_task=prep["intermediate_task"], intermediate_size=prep["intermediate_size"],
                     language_set=prep["language_set"], intermediate_languages=",".join(prep["intermediate_languages"]))
