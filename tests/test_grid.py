@@ -188,7 +188,7 @@ def test_every_shipped_params_file_passes_validation_against_the_data(name, data
             assert spec.config["stream_sizes"], spec.run_id
 
 
-def test_the_two_pass_diversity_study_trains_english_and_every_far_set_with_one_recipe():
+def test_the_two_pass_diversity_study_trains_english_and_every_set_with_one_recipe():
     """The English control is budget-matched only if it trains as the sets do: same pairs
     count, same passes, same schedule; only the language set and the seed may differ."""
     from xfer_nb.paths import REPO_ROOT
@@ -200,8 +200,8 @@ def test_the_two_pass_diversity_study_trains_english_and_every_far_set_with_one_
     recipe = json.loads(recipes.pop())
     assert (recipe["num_train_epochs"], recipe["size_schedule"], recipe["per_device_train_batch_size"]) == (2.0, "separate", 32)
     sets = {(prepare[s.upstream["prepare"]]["language_set"], prepare[s.upstream["prepare"]]["intermediate_size"]) for s in specs}
-    assert sets == {("en", 4096), ("en+far-a", 4096), ("en+far-b", 4096), ("en+far-c", 4096)}
-    assert len(specs) == 4 * 5
+    assert sets == {(s, 4096) for s in ("en", "en+near-a", "en+near-b", "en+near-c", "en+far-a", "en+far-b", "en+far-c")}
+    assert len(specs) == 7 * 5
 
 
 def test_the_quick_study_s_runs_are_all_runs_of_study_large_and_the_diversity_study_shares_its_controls():
