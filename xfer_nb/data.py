@@ -79,7 +79,7 @@ def _orders(task, languages, seed, source, data_dir, split):
     if tasks.is_parallel(task, source):
         positions = {}
         for lang, ds in data.items():
-            ids = ds["id"]
+            ids = ds.with_format("arrow")["id"].to_pylist()   # one arrow read, not a Python row loop
             positions[lang] = {item: i for i, item in enumerate(ids)}
             if len(positions[lang]) != len(ids):
                 raise ValueError(f"task={task!r} split={split!r} language={lang!r} repeats item ids; "
