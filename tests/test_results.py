@@ -7,14 +7,14 @@ import math
 from xfer_nb import analysis, results
 
 
-def _run(root, stage, run_id, config, upstream=None, metrics=(), done=True):
+def _run(root, stage, run_id, config, upstream=None, metrics=(), done=True, machine=None):
     d = root / "runs" / stage / run_id
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps({"run_id": run_id, "config": config, "upstream": upstream or {}}))
     (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
     if done:
         from xfer_nb import runs
-        runs.mark_done(d)   # DONE.json with the manifest that reuse verifies
+        runs.mark_done(d, {"machine": machine} if machine else None)   # DONE.json with the manifest reuse verifies
 
 
 def _eval(run, task, metric, scores):
@@ -64,6 +64,43 @@ def test_collect_reads_validation_and_pretraining(tmp_path):
     assert not len(study.gains)  # the only gains came from the run built on it
     assert "1 intermediate and 0 target run(s) stayed below their learning threshold" in study.answer()
     assert "no gains were computed" in study.answer()
+
+
+XEON = {"cpu": "Intel Xeon", "cpu_flags": ["amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2"],
+        "packages": {"torch": "2.13.0+cpu"}}
+EPYC = {"cpu": "AMD EPYC", "cpu_flags": ["avx2"], "packages": {"torch": "2.13.0+cpu"}}
+
+
+def test_runs_from_different_machines_are_named_and_the_answer_says_so(tmp_path):
+    """`precision: auto` is bf16 on one CPU and fp32 on another under one run id: the table
+    names each run's machine, and a study whose runs span machines says so in its answer."""
+    _run(tmp_path, "prepare", "prep-a", {"intermediate_task": "nli", "intermediate_size": 1000, "language_set": "en",
+                                         "intermediate_languages": ["en"]})
+    _run(tmp_path, "intermediate", "inter-a", {}, {"prepare": "prep-a"}, machine=XEON)
+    target = {"seed": 0, "target_task": "xnli", "model_name_or_path": "embedded:e5-small"}
+    _run(tmp_path, "target", "base-0", target, {}, _eval("base-0", "xnli", "accuracy", {"en": 60.0, "sw": 40.0}),
+         machine=XEON)
+    _run(tmp_path, "target", "nli-0", target, {"intermediate": "inter-a"},
+         _eval("nli-0", "xnli", "accuracy", {"en": 70.0, "sw": 50.0}), machine=EPYC)
+    t = results.collect(tmp_path, write=False)
+    runs_ = t.drop_duplicates("run_id").set_index("run_id")
+    xeon = "Intel Xeon [amx_bf16 amx_tile avx512_bf16 avx512f avx2]"
+    assert runs_.loc["base-0", "machine"] == xeon and runs_.loc["base-0", "intermediate_machine"] == ""
+    assert runs_.loc["nli-0", "machine"] == "AMD EPYC [avx2]" and runs_.loc["nli-0", "intermediate_machine"] == xeon
+    study = analysis.Study("collected", t, tmp_path)
+    assert study.machines().to_dict("records") == [{"machine": xeon, "runs": 2}, {"machine": "AMD EPYC [avx2]", "runs": 1}]
+    assert f"**Runs from 2 kinds of machine** ({xeon}: 2 run(s); AMD EPYC [avx2]: 1 run(s))" in study.answer()
+    # one machine, or runs from before the record: nothing to warn about
+    one = t.assign(machine=xeon, intermediate_machine=t["intermediate_machine"].where(t["intermediate_machine"] == "", xeon))
+    assert len(analysis.Study("one", one, tmp_path).machines()) == 1
+    assert "kinds of machine" not in analysis.Study("one", one, tmp_path).answer()
+
+
+def test_a_run_from_before_the_machine_record_is_labelled_so(tmp_path):
+    from xfer_nb import machine
+    assert machine.describe(None) == machine.describe({}) == "not recorded"
+    assert machine.describe(EPYC) == "AMD EPYC [avx2]"
+    assert machine.describe(machine.fingerprint()) != "not recorded"   # this machine's own record
 
 
 def test_validation_summary():

@@ -93,6 +93,20 @@ class Study:
                 mask &= ~_is_false(t[col])
         return mask
 
+    def machines(self) -> pd.DataFrame:
+        """Runs (target and intermediate, each once) per machine label (results' `machine` and
+        `intermediate_machine` columns); empty where the table does not record machines."""
+        t = self.table
+        if "machine" not in t.columns:
+            return pd.DataFrame(columns=["machine", "runs"])
+        runs_ = [t[["run_id", "machine"]]]
+        if {"intermediate_run", "intermediate_machine"} <= set(t.columns):
+            runs_.append(t[["intermediate_run", "intermediate_machine"]].set_axis(["run_id", "machine"], axis=1))
+        both = pd.concat(runs_).dropna()
+        both = both[(both["run_id"].astype(str) != "") & (both["machine"].astype(str) != "")].drop_duplicates("run_id")
+        counts = both.groupby("machine").size().rename("runs").reset_index()
+        return counts.sort_values(["runs", "machine"], ascending=[False, True], ignore_index=True)
+
     def not_learned(self) -> pd.DataFrame:
         """One row per run that did not learn (target runs, and the intermediate runs they
         were built on), with its validation score and how many target runs it takes out."""
@@ -555,6 +569,13 @@ class Study:
                      f"evaluation languages, {self.table['seed'].nunique()} seed(s). Gains are in points of each task's "
                      "primary metric over the no-intermediate baseline of the same seed and language; every interval "
                      "and p-value treats the seed as the unit.")
+        mixed = self.machines()
+        if len(mixed) > 1:
+            shown = "; ".join(f"{r['machine']}: {r['runs']} run(s)" for _, r in mixed.iterrows())
+            lines += ["", f"**Runs from {len(mixed)} kinds of machine** ({shown}). `precision: auto` trains in bf16 "
+                      "only where the CPU has native bf16, and bf16 kernels differ between CPUs, so one run id can give "
+                      "other numbers on another machine. Comparisons across these runs mix that difference into the "
+                      "seed variance: rerun the study on one kind of machine, or read it as such."]
         nl = self.not_learned()
         if len(nl):
             excl = int(nl.loc[nl["stage"] == "target", "target runs excluded"].sum() +

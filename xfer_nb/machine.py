@@ -43,3 +43,14 @@ def fingerprint(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
     path = Path(cpuinfo_path)
     model, flags = _cpu(path.read_text() if path.is_file() else "")
     return {"cpu": model, "cpu_flags": flags, "packages": {p: _version(p) for p in PACKAGES}}
+
+
+NOT_RECORDED = "not recorded"
+
+
+def describe(recorded: dict | None) -> str:
+    """One label per kind of machine, from a DONE.json's "machine" entry: 'AMD EPYC [avx2]'.
+    Runs with one label used the same kernels; runs older than the record say so."""
+    if not recorded or not recorded.get("cpu"):
+        return NOT_RECORDED
+    return f"{recorded['cpu']} [{' '.join(recorded.get('cpu_flags') or []) or 'no listed flags'}]"

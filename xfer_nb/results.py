@@ -8,6 +8,11 @@ distance to the intermediate language set, and whether XLM-R was pretrained on i
 (``intermediate_epochs``: a recipe setting, not an axis, recorded so that a report can
 say it).
 
+``machine`` and ``intermediate_machine`` name the CPU (model and the instruction sets that
+choose its numeric kernels, from each run's DONE.json) that trained the target run and its
+intermediate run: `precision: auto` is bf16 on one CPU and fp32 on another, under the same
+run id, so a report must be able to tell when a study's runs came from different machines.
+
 Held-out validation rows (``split == "validation"`` in a run's metrics.jsonl: the task's
 score, ``learned`` 1/0 and ``learning_threshold``) are not evaluation rows: they become
 run-level columns, ``target_validation``/``target_learned`` for the target run and
@@ -24,7 +29,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from xfer_nb import io, languages, runs
+from xfer_nb import io, languages, machine, runs
 from xfer_nb.config import NO_INTERMEDIATE
 from xfer_nb.paths import outputs_dir
 
@@ -83,6 +88,14 @@ def _run_validation(root: Path, stage: str, run_id: str) -> dict:
     return validation_summary(list(io.read_jsonl(path)))
 
 
+def _run_machine(root: Path, stage: str, run_id: str) -> str:
+    """The machine label of a finished run (machine.describe); '' for no run."""
+    path = root / stage / run_id / runs.DONE
+    if not run_id or not path.is_file():
+        return ""
+    return machine.describe(json.loads(path.read_text()).get("machine"))
+
+
 def _in_pretraining(lang: str):
     try:
         return languages.in_pretraining(lang)
@@ -111,7 +124,9 @@ def collect(outputs: str | os.PathLike | None = None, run_ids: Iterable[str] | N
         target_val = validation_summary(metrics)
         inter_val = _run_validation(root, "intermediate", axes["intermediate_run"])
         axes.update(target_validation=target_val["validation"], target_learned=target_val["learned"],
-                    intermediate_validation=inter_val["validation"], intermediate_learned=inter_val["learned"])
+                    intermediate_validation=inter_val["validation"], intermediate_learned=inter_val["learned"],
+                    machine=_run_machine(root, "target", run_dir.name),
+                    intermediate_machine=_run_machine(root, "intermediate", axes["intermediate_run"]))
         for metric in metrics:
             if metric.get("split") == VALIDATION:
                 continue
