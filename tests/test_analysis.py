@@ -319,3 +319,15 @@ def test_the_limitations_state_the_passes_the_intermediate_runs_made(tmp_path):
     df.loc[df["language_set"] != "en", "intermediate_epochs"] = 2.0
     text = study(df, tmp_path).limitations()
     assert "1 or 2 passes over the intermediate data" in text and "one epoch" not in text
+
+
+def test_the_limitations_state_the_study_s_own_budget(tmp_path):
+    """Seeds, sizes and machines come from the runs: a GPU study is not told it ran on a 2-core CPU."""
+    df = table(lambda n, s, lang: 0.0, seeds=range(3), tasks=("xnli",))
+    text = study(df, tmp_path).limitations()
+    assert "The budget: 3 seed(s), 250 to 4,000 intermediate training examples per run" in text
+    assert "2-core" not in text and "trained on" not in text      # no machine recorded: none named
+    df["machine"] = "Some CPU [avx2]"
+    df["intermediate_machine"] = np.where(df["intermediate_run"] == "", "", "Some GPU host [avx512f]")
+    text = study(df, tmp_path).limitations()
+    assert "trained on Some CPU [avx2] and Some GPU host [avx512f]" in text   # most runs first

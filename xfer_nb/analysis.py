@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xfer_nb import analysis_params, grid, io, languages, learning, plots, results, stats
+from xfer_nb import analysis_params, grid, io, languages, learning, machine, plots, results, stats
 from xfer_nb.paths import output_path, outputs_dir as resolve_outputs
 
 CONFIG_COLUMNS = ["intermediate_task", "intermediate_size", "language_set"]
@@ -47,8 +47,7 @@ LIMITATIONS_E5 = (
     "sentence embedder, on top of an XLM-R-style encoder, where the paper fine-tuned XLM-R's masked-language-model "
     "encoder directly, so what intermediate training adds can differ. ")
 LIMITATIONS = (
-    "**Limitations.** {model}The budget is a 2-core CPU: few seeds, "
-    "hundreds to a few thousand training examples, {passes}, and evaluation subsets per language; effects smaller "
+    "**Limitations.** {model}The budget: {budget}; effects smaller "
     "than each comparison's minimal detectable effect (MDE) cannot be seen, and \"inconclusive\" means exactly that. "
     "Every interval treats the seed as the unit and the evaluated languages as a sample of languages; the "
     "conclusions are about this model, these tasks and these data sizes."
@@ -630,8 +629,23 @@ class Study:
         passes = self._passes()
         if models and not any("e5" in m for m in models):
             return LIMITATIONS.format(model=f"The encoder here is {', '.join(models)}, where Phang et al. used XLM-R "
-                                      "Large (560M parameters); its results say nothing about XLM-R. ", passes=passes)
-        return LIMITATIONS.format(model=LIMITATIONS_E5, passes=passes)
+                                      "Large (560M parameters); its results say nothing about XLM-R. ",
+                                      budget=self._budget(passes))
+        return LIMITATIONS.format(model=LIMITATIONS_E5, budget=self._budget(passes))
+
+    def _budget(self, passes: str) -> str:
+        """Seeds, intermediate sizes, passes and machines, read from the runs (a GPU study's
+        budget is not a 2-core CPU's)."""
+        t = self.table
+        seeds = t["seed"].nunique() if "seed" in t else 0
+        sizes = sorted({int(n) for n in pd.to_numeric(t.get("intermediate_size", pd.Series(dtype=float)),
+                                                      errors="coerce").dropna() if n > 0})
+        said = (f"{sizes[0]:,} intermediate training examples per run" if len(sizes) == 1 else
+                f"{sizes[0]:,} to {sizes[-1]:,} intermediate training examples per run" if sizes else
+                "no intermediate training")
+        labels = [m for m in self.machines()["machine"] if m != machine.NOT_RECORDED]
+        where = f", trained on {' and '.join(labels)}" if labels else ""
+        return f"{seeds} seed(s), {said}, {passes}{where}"
 
     def _passes(self) -> str:
         """How many passes the intermediate runs made, read from the runs (not assumed)."""
