@@ -116,17 +116,21 @@ def collect(outputs: str | os.PathLike | None = None, run_ids: Iterable[str] | N
     root = outputs_dir(outputs) / "runs"
     wanted = set(run_ids) if run_ids is not None else None
     rows = []
+    upstream: dict[str, dict] = {}   # an intermediate run feeds several target runs: read it once
     for run_dir in sorted((root / "target").glob("*")):
         if not runs.is_done(run_dir) or (wanted is not None and run_dir.name not in wanted):
             continue
         axes = run_axes(root, json.loads((run_dir / runs.CONFIG).read_text()))
         metrics = list(io.read_jsonl(run_dir / runs.METRICS))
         target_val = validation_summary(metrics)
-        inter_val = _run_validation(root, "intermediate", axes["intermediate_run"])
+        inter_id = axes["intermediate_run"]
+        if inter_id not in upstream:
+            inter_val = _run_validation(root, "intermediate", inter_id)
+            upstream[inter_id] = dict(intermediate_validation=inter_val["validation"],
+                                      intermediate_learned=inter_val["learned"],
+                                      intermediate_machine=_run_machine(root, "intermediate", inter_id))
         axes.update(target_validation=target_val["validation"], target_learned=target_val["learned"],
-                    intermediate_validation=inter_val["validation"], intermediate_learned=inter_val["learned"],
-                    machine=_run_machine(root, "target", run_dir.name),
-                    intermediate_machine=_run_machine(root, "intermediate", axes["intermediate_run"]))
+                    machine=_run_machine(root, "target", run_dir.name), **upstream[inter_id])
         for metric in metrics:
             if metric.get("split") == VALIDATION:
                 continue
