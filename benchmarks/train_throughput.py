@@ -238,7 +238,7 @@ def main(argv=None) -> dict:
     from xfer_nb import io
     from xfer_nb.models.embedded import resolve_model
     from xfer_nb.paths import data_dir, outputs_dir
-    from xfer_nb.train import bf16_supported, resolve_precision
+    from xfer_nb.devices import bf16_supported, resolve_precision
 
     torch.set_num_threads(args.threads)
     precision = resolve_precision(args.precision)

@@ -72,7 +72,7 @@ def data(data_dir, tmp_path_factory):
 
 
 def test_two_gloo_ranks_equal_one_process_with_double_accumulation(data, tmp_path):
-    from xfer_nb.distributed import torchrun_command
+    from xfer_nb.launch import torchrun_command
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
     cmd = torchrun_command(2, [str(data), str(out)], module="test_distributed")
@@ -115,7 +115,7 @@ def test_run_stage_from_a_run_folder_config(tmp_path, monkeypatch):
     stage from the config.json the sweep writes, multi-task, with early stopping on held-out
     prepared rows scored with real accuracy; a rank other than 0 returns None and writes nothing."""
     from xfer_nb import config as C
-    from xfer_nb import distributed, io, pipeline
+    from xfer_nb import distributed, io, launch, pipeline
     prep_cfg = C.from_dict(C.PrepareConfig, dict(intermediate_task="xnli+pawsx", intermediate_size=40,
                                                  language_set="en+de", intermediate_languages=["en", "de"], seed=3,
                                                  held_out_examples=8))
@@ -126,7 +126,7 @@ def test_run_stage_from_a_run_folder_config(tmp_path, monkeypatch):
     stage = tmp_path / "intermediate"
     io.write_json(stage / "config.json", {"stage": "intermediate", "config": values, "upstream": {},
                                           "upstream_dirs": {"prepare": str(tmp_path / "prepare")}})
-    trained = distributed.run_stage("intermediate", stage / "config.json", str(stage), mark_done=True)
+    trained = launch.run_stage("intermediate", stage / "config.json", str(stage), mark_done=True)
     s = trained.summary
     assert s["train_examples"] == {"pawsx": 40, "xnli": 40}      # the prepared subsets; 8 more held out per task
     assert s["validation"].startswith("per task, 8 pawsx, 8 xnli rows held out of the pool")
@@ -139,7 +139,7 @@ def test_run_stage_from_a_run_folder_config(tmp_path, monkeypatch):
     assert (stage / "encoder" / "model.safetensors").is_file()
     assert json.loads((stage / "DONE.json").read_text())["world_size"] == 1
     with pytest.raises(ValueError, match="config of a 'intermediate' run"):
-        distributed.run_stage("target", stage / "config.json", str(tmp_path / "t"))
+        launch.run_stage("target", stage / "config.json", str(tmp_path / "t"))
 
     monkeypatch.setattr(distributed, "is_main_process", lambda: False)
     cfg = C.from_dict(C.IntermediateConfig, {**values, "max_steps": 1, "eval_steps": 0, "early_stopping_patience": 0})
@@ -148,10 +148,10 @@ def test_run_stage_from_a_run_folder_config(tmp_path, monkeypatch):
 
 
 def test_torchrun_command():
-    from xfer_nb.distributed import torchrun_command
+    from xfer_nb.launch import torchrun_command
     cmd = torchrun_command(4, ["target", "c.json", "runs/t", ""])
     assert cmd[:7] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "4", "-m"]
-    assert cmd[7:] == ["xfer_nb.distributed", "target", "c.json", "runs/t", ""]
+    assert cmd[7:] == ["xfer_nb.launch", "target", "c.json", "runs/t", ""]
     with pytest.raises(ValueError, match="nproc=0"):
         torchrun_command(0, [])
 

@@ -43,7 +43,7 @@ def test_pair_predictions_in_dataset_order(data_dir, tok):
 
 
 def test_precision_autocasts_the_forward_pass_and_returns_float32(data_dir, tok):
-    from xfer_nb.train import bf16_supported
+    from xfer_nb.devices import bf16_supported
     feats = featurize(make_dataset(PAIR, pawsx_rows(data_dir, 23)), PAIR, tok, cache_dir=False)
     model = TaskModel(tiny_encoder(len(tok)), PAIR, 3, seed=0)
     fp32 = model_outputs(model, feats, PAIR, batch_size=5)

@@ -10,8 +10,8 @@ import torch
 from xfer_nb.featurize import collate, featurize
 from xfer_nb.models.heads import MultiTaskModel, TaskModel
 from xfer_nb.tasks.schema import PAIR
-from xfer_nb.train import (MultiTaskSampler, BatchSampler, TrainingArgs, bf16_supported, default_precision,
-                           task_probabilities, train, word_embeddings)
+from xfer_nb.devices import bf16_supported, default_precision
+from xfer_nb.train import MultiTaskSampler, BatchSampler, TrainingArgs, task_probabilities, train, word_embeddings
 
 
 # ----------------------------------------------------------------------------- fixtures (shared with test_resume)

@@ -37,7 +37,7 @@ The summaries report `best_step`, `best_validation_score`, `stopped_early` and w
 the validation data came from; `train_log.jsonl` holds the loss and the validation
 entries, the returned `log` frame only the loss rows.
 
-Several GPUs: `python -m xfer_nb.distributed` runs `intermediate` or `target` under
+Several GPUs: `python -m xfer_nb.launch` runs `intermediate` or `target` under
 torchrun (see that module); after training only rank 0 saves and evaluates, the other
 ranks return None.
 
@@ -536,7 +536,7 @@ def _evaluate_retrieval(cfg, spec, encoder_path, tokenizer, langs):
     from xfer_nb import evaluate
     from xfer_nb.models import heads
     from xfer_nb.models.hub import sentence_embeddings
-    from xfer_nb.train import resolve_device
+    from xfer_nb.devices import resolve_device
     encoder = heads.load_encoder(encoder_path).eval().to(resolve_device(cfg.device))  # embeddings run there
     split = spec.eval_split[cfg.data_source]
     layer = retrieval_layer(cfg.model_name_or_path, cfg.retrieval_layer, int(encoder.config.num_hidden_layers))

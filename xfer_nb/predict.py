@@ -82,7 +82,7 @@ def model_outputs(model: torch.nn.Module, featurized, family: str, *, batch_size
             [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in featurized.column_names])
     results: list[dict[str, np.ndarray] | None] = [None] * n
     device = next(model.parameters()).device   # batches go where the model is (CPU or CUDA)
-    from xfer_nb.train import autocast_for
+    from xfer_nb.devices import autocast_for
     autocast = autocast_for(precision, device)   # training's rules and errors
     was_training = model.training
     model.eval()

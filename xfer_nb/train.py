@@ -37,14 +37,11 @@ Trainer lacks:
   embedding matrix is not trained at all (nor decayed). With it, prune_vocabulary has
   nothing to do and is ignored.
 * **Precision.** ``fp32``; ``bf16`` = ``torch.autocast`` to bfloat16 around the
-  forward pass, weights and optimizer in fp32 (on a CPU only where oneDNN has native
-  bf16, ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``; elsewhere :func:`train`
-  raises, because emulated bf16 is far *slower* than fp32: a 1024x1024 matmul ran at
-  0.24 GFLOP/s in bf16 against 17 in fp32 on an AVX2-only EPYC; pick with
-  :func:`default_precision`); ``fp16`` = autocast to float16 with a gradient scaler, on
-  CUDA only; ``auto`` = :func:`default_precision` of the device (bf16 gave 2.6x the
-  examples/s of fp32 for e5-small on a 2-core Zen 4 CPU), recorded in
-  ``TrainResult.precision``.
+  forward pass, weights and optimizer in fp32; ``fp16`` = autocast to float16 with a
+  gradient scaler, on CUDA only; ``auto`` = bf16 where the device has it natively, else
+  fp32 (bf16 gave 2.6x the examples/s of fp32 for e5-small on a 2-core Zen 4 CPU). The
+  rules, and the refusal of emulated bf16, are :mod:`xfer_nb.devices`'; the precision
+  used is recorded in ``TrainResult.precision``.
 
 * **Device.** ``args.device``: ``"auto"`` = CUDA when ``torch.cuda.is_available()``,
   else CPU; ``"cuda"`` without CUDA raises a ValueError before anything changes.
@@ -67,7 +64,7 @@ Trainer lacks:
   examples, the same arithmetic as one process with accumulation ``W x accumulation``.
   Rank 0 writes checkpoints (with every rank's RNG state) and prints; counts and losses
   are summed over the ranks; all ranks end with identical weights. See
-  :mod:`xfer_nb.distributed` for launching one stage this way. Dropout draws differ by
+  :mod:`xfer_nb.launch` for launching one stage this way. Dropout draws differ by
   rank (rank ``r`` seeds torch with ``seed + r``).
 
 Steps: one *step* is one optimizer update of ``gradient_accumulation_steps``
@@ -100,9 +97,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from xfer_nb import io
+from xfer_nb import distributed, io
+from xfer_nb import stream as size_stream
 from xfer_nb.batching import length_grouped
-from xfer_nb.train_args import DEVICES, PRECISIONS, SAMPLING, SCHEDULES, TrainingArgs, _help, stream_conflicts  # noqa: F401 (re-exported)
+from xfer_nb.devices import autocast_or_none, resolve_device, resolve_precision
+from xfer_nb.train_args import SAMPLING, TrainingArgs, stream_conflicts
 
 MEGABATCH_MULT = 50  # batches per length-sorted megabatch, as in HF's LengthGroupedSampler
 # Fields that change neither the numbers nor the order of anything trained: a checkpoint
@@ -148,33 +147,6 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def bf16_supported() -> bool:
-    """Whether this CPU has native bf16 matmuls in oneDNN (avx512_bf16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
-    """`precision` with "auto" replaced by :func:`default_precision` of `device`."""
-    return default_precision(device) if precision == "auto" else precision
-
-
-def autocast_for(precision: str, device: torch.device):
-    """The autocast context of `precision` ("auto" resolved) on `device`; a null context for
-    fp32. Raises for fp16 off CUDA and for bf16 on a CPU without native bf16."""
-    return _autocast_for(resolve_precision(precision, device), device) or contextlib.nullcontext()
-
-
-def default_precision(device: str | torch.device = "cpu") -> str:
-    """The fastest exact-enough precision here: 'bf16' on CUDA or a CPU with native bf16, else 'fp32'."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if bf16_supported() else "fp32"
 
 
 # --------------------------------------------------------------------------- sampling
@@ -475,26 +447,12 @@ def _run_signature(args: TrainingArgs, train_sets: Mapping[str, Any], vocab_rows
     return signature
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA -> ValueError.
-    Under torchrun on CUDA each process gets ``cuda:LOCAL_RANK``."""
-    if device not in DEVICES:
-        raise ValueError(f"device={device!r} is not allowed; allowed: {list(DEVICES)}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch.cuda.is_available() is False here (torch "
-                         f"{torch.__version__}, CUDA build: {torch.version.cuda}); use device='auto' or 'cpu'.")
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    from xfer_nb import distributed
-    return torch.device("cuda", distributed.local_rank() if distributed.launched() else torch.cuda.current_device())
-
-
 # --------------------------------------------------------------------------- training
 
 def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, output_dir: str | os.PathLike, *,
           collate_fn: Callable[[list[dict], int], dict], pad_token_id: int, resume: bool = True,
           progress: bool | None = None, evaluate_fn: Callable[[nn.Module], float] | None = None,
-          stream: "Stream | None" = None) -> TrainResult:
+          stream: size_stream.Stream | None = None) -> TrainResult:
     """Train ``model`` in place on ``train_sets`` ({task: featurised Dataset}) and return a TrainResult.
 
     ``collate_fn(rows, pad_token_id)`` pads a list of row dicts into a batch of tensors.
@@ -523,8 +481,7 @@ def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, o
     output_dir = Path(output_dir)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    autocast = _autocast_for(precision, device)
-    from xfer_nb import distributed
+    autocast = autocast_or_none(precision, device)
     ddp = distributed.init(device.type)
     world, rank = (distributed.world_size(), distributed.rank()) if ddp else (1, 0)
     torch.set_num_threads(args.num_threads)
@@ -543,7 +500,7 @@ def train(model: nn.Module, train_sets: Mapping[str, Any], args: TrainingArgs, o
         emb.weight.requires_grad_(False)
     if stream is not None:
         _check_stream(stream, train_sets, args, world)
-        stream.setup = {**stream.setup, "weights": _stream_module().weights_digest(model)}
+        stream.setup = {**stream.setup, "weights": size_stream.weights_digest(model)}
     pruned = None
     if args.prune_vocabulary and not args.freeze_word_embeddings:
         pruned = _PrunedVocabulary(emb, model, _used_token_ids(train_sets), pad_token_id)
@@ -578,11 +535,6 @@ class _Run:
     stream: Any = None
 
 
-def _stream_module():
-    from xfer_nb import stream
-    return stream
-
-
 def _check_stream(stream, train_sets: Mapping[str, Any], args: TrainingArgs, world: int) -> None:
     problems = stream_conflicts(args)
     if len(train_sets) != 1:
@@ -612,21 +564,6 @@ class _StreamTaskSampler:
         self.sampler.load_state_dict(state)
 
 
-def _autocast_for(precision: str, device: torch.device):
-    if precision == "fp32":
-        return None
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise ValueError(f"precision='fp16' needs a CUDA device; training would run on {device}. "
-                             "Use 'bf16' or 'fp32'.")
-        return torch.autocast("cuda", dtype=torch.float16)
-    if device.type == "cpu" and not bf16_supported():
-        raise RuntimeError("precision='bf16' needs a CPU with native bf16 (avx512_bf16 or AMX): "
-                           "torch.ops.mkldnn._is_mkldnn_bf16_supported() is False here, and emulated bf16 is far "
-                           "slower than fp32. Use precision='fp32' (xfer_nb.train.default_precision() picks for you).")
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
 def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -634,7 +571,6 @@ def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
 def _train_loop(model: nn.Module, train_sets: Mapping[str, Any], run: _Run) -> TrainResult:
     args, output_dir, device, pruned = run.args, run.output_dir, run.device, run.pruned
     world, main = run.world, run.rank == 0
-    from xfer_nb import distributed
     tasks = list(train_sets)
     bs = args.per_device_train_batch_size
     accum = args.gradient_accumulation_steps
@@ -950,7 +886,7 @@ def _reprune(weights: dict, moments: dict, saved_ids: torch.Tensor, log_decay: f
 
 def _stream_plan(train_sets: Mapping[str, Any], args: TrainingArgs, stream, optimizer):
     """The sampler, length, schedule and trunk of one size branch (see xfer_nb.stream)."""
-    S = _stream_module()
+    S = size_stream
     ((task, ds),) = train_sets.items()
     bs, ratio, n = args.per_device_train_batch_size, args.decay_ratio, len(ds)
     order = np.asarray(stream.order, dtype=np.int64)

@@ -268,7 +268,7 @@ def sentence_embeddings(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     out = np.empty((len(ids), hidden), dtype=np.float32)
-    from xfer_nb.train import autocast_for
+    from xfer_nb.devices import autocast_for
     autocast = autocast_for(precision, device)
     truncate = layer < n_layers and _can_truncate(model)
     was_training = model.training
