@@ -82,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from xfer_nb import estimates, study, sweep
+    from xfer_nb import estimates, grid, study, sweep
     from xfer_nb.notebook_runner import fast_jupyter_imports
 
     fast_jupyter_imports()
     from xfer_nb.paths import outputs_dir
 
-    plan = study.load_plan(args.params, for_running=args.command != "plan", outputs=outputs_dir(args.outputs))
+    plan = grid.load_plan(args.params, for_running=args.command != "plan", outputs=outputs_dir(args.outputs))
     for note in plan.notes:  # a value given twice: which one won (xfer_nb.grid's rule)
         print(f"xfer-nb {args.command}: note: {note}", file=sys.stderr)
     if args.command == "plan":
@@ -112,17 +112,17 @@ def _report(args: argparse.Namespace) -> int:
     """Re-run only the analysis notebook over the finished runs, then rewrite the index."""
     import time
 
-    from xfer_nb import index_page, notebook_runner, study
+    from xfer_nb import analysis_run, grid, index_page, notebook_runner
     from xfer_nb.paths import outputs_dir
     from xfer_nb.runs import is_done
 
     started = time.monotonic()
     notebook_runner.fast_jupyter_imports()
-    plan = study.load_plan(args.params, for_running=False, outputs=args.outputs)
+    plan = grid.load_plan(args.params, for_running=False, outputs=args.outputs)
     if not any(is_done(s.dir(args.outputs)) for s in plan.stages["target"]):
         raise FileNotFoundError(f"no finished target run of {args.params} under {outputs_dir(args.outputs)}; "
                                 f"run `xfer-nb study {args.params}` first")
-    outcome, report = study.run_analysis(plan, args.params, args.outputs, notebooks_dir=args.notebooks, force=True)
+    outcome, report = analysis_run.run_analysis(plan, args.params, args.outputs, notebooks_dir=args.notebooks, force=True)
     index = index_page.write_index(plan, args.outputs)
     print(f"index of runs: {index}")
     print(f"report: {report}" if report else f"no report: analysis {outcome.status} ({outcome.error}); see {outcome.run_dir}")

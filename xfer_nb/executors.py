@@ -54,7 +54,8 @@ from xfer_nb.runs import RunSpec, is_done, slug
 from xfer_nb.notebook_runner import KERNEL_NAME, cpu_count, fast_jupyter_imports, reuse_outcomes, run_spec
 from xfer_nb.outcomes import FAILED_, SKIPPED, SUBMITTED, Outcome
 from xfer_nb.runs import STAGE_ORDER
-from xfer_nb.grid import sweep_settings
+from xfer_nb.analysis_run import run_analysis
+from xfer_nb.grid import load_plan, sweep_settings
 
 SLURM_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "account", "qos",
               "constraint", "array_parallelism", "setup", "additional_parameters", "max_num_timeout", "stages",
@@ -161,8 +162,6 @@ class AnalysisJob:
         self.kernel_name, self.notebooks_dir = kernel_name, notebooks_dir
 
     def __call__(self) -> dict[str, Any]:
-        from xfer_nb.study import load_plan, run_analysis
-
         fast_jupyter_imports()
         plan = load_plan(self.params_file)
         outcome, report = run_analysis(plan, self.params_file, self.outputs, kernel_name=self.kernel_name,

@@ -412,3 +412,8 @@ def sweep_settings(plan: Any) -> dict[str, Any]:
     if section.get("executor", "local") not in executors:
         raise C.ConfigError(f"sweep.executor={section['executor']!r} is not allowed; use one of {list(executors)}")
     return section
+
+
+def load_plan(params_file: str | os.PathLike, for_running: bool = True, outputs: str | os.PathLike | None = None):
+    """The validated plan of a params file; `outputs`: where the data-hash cache lives."""
+    return expand(load_params(params_file), for_running=for_running, outputs=outputs)
