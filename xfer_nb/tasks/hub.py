@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from xfer_nb.tasks import NO_LABEL, TASKS, env_offline, get, has_labels
+from xfer_nb.tasks.registry import NO_LABEL, TASKS, env_offline, get, has_labels
 from xfer_nb.tasks.schema import make_dataset
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from xfer_nb.tasks import NO_LABEL, TASKS
+from xfer_nb.tasks.registry import NO_LABEL, TASKS
 
 # LASER Tatoeba's ISO 639-3 codes -> ISO 639-1 where the language has one. Individual
 # codes that are the standard variety of a macrolanguage take its 2-letter code
@@ -655,7 +655,7 @@ def gc_paused():
 
 @functools.lru_cache(maxsize=None)
 def _read(task: str, root: str, split: str, lang: str) -> tuple[dict, ...]:
-    from xfer_nb.tasks import has_labels
+    from xfer_nb.tasks.registry import has_labels
     reader, paths = _sources(task, root)[(split, lang)]
     try:
         with gc_paused():
