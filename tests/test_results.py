@@ -103,6 +103,38 @@ def test_a_run_from_before_the_machine_record_is_labelled_so(tmp_path):
     assert machine.describe(machine.fingerprint()) != "not recorded"   # this machine's own record
 
 
+def test_a_gpu_machine_names_its_gpus_as_cuda_visible_devices_selects_them(tmp_path, monkeypatch):
+    """A GPU study's runs are labelled by their GPUs, not by the host CPU alone (the driver's
+    own /proc files, in its format; no GPU here)."""
+    from xfer_nb import machine
+    h100 = "NVIDIA H100 80GB HBM3"
+    root = tmp_path / "nvidia-gpus"
+    for minor, bus in enumerate(["0000:18:00.0", "0000:2a:00.0"]):
+        (root / bus).mkdir(parents=True)
+        (root / bus / "information").write_text(
+            f"Model: \t\t {h100}\nIRQ:   \t\t 0\nGPU UUID: \t GPU-{minor}a1b2\nVideo BIOS: \t ??.??.??.??.??\n"
+            f"Bus Type: \t PCIe\nBus Location: \t {bus}\nDevice Minor: \t {minor}\nGPU Excluded:\t No\n")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: Intel Xeon\nflags\t\t: avx2 avx512f\n")
+
+    def label(visible):
+        if visible is None:
+            monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        else:
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        return machine.describe(machine.fingerprint.__wrapped__(str(cpuinfo), str(root)))
+
+    assert label(None) == f"Intel Xeon [avx512f avx2] + 2x {h100}"
+    assert label("1") == f"Intel Xeon [avx512f avx2] + 1x {h100}"
+    assert label("-1") == label("") == "Intel Xeon [avx512f avx2]"      # CUDA hides every GPU
+    assert machine.fingerprint.__wrapped__(str(cpuinfo), str(tmp_path / "no-driver"))["gpus"] == []
+    assert machine.visible_gpus(["A", "B"], "1,0") == ["B", "A"]
+    assert machine.visible_gpus(["A", "B"], "0,7,1") == ["A"]              # CUDA stops at an invalid index
+    assert machine.visible_gpus(["A", "B"], "GPU-8f3e") == ["A"]           # a UUID: its count only
+    assert machine.describe({"cpu": "Intel Xeon", "cpu_flags": ["avx2"], "gpus": ["A100", "A100", "T4"]}) == \
+        "Intel Xeon [avx2] + 2x A100 + 1x T4"
+
+
 def test_validation_summary():
     assert results.validation_summary([]) == {"validation": None, "learned": None, "learning_threshold": None}
     s = results.validation_summary(_validation("r", "target", "udpos", 72.5, True, 50.0))

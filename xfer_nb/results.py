@@ -8,9 +8,9 @@ distance to the intermediate language set, and whether XLM-R was pretrained on i
 (``intermediate_epochs``: a recipe setting, not an axis, recorded so that a report can
 say it).
 
-``machine`` and ``intermediate_machine`` name the CPU (model and the instruction sets that
-choose its numeric kernels, from each run's DONE.json) that trained the target run and its
-intermediate run: `precision: auto` is bf16 on one CPU and fp32 on another, under the same
+``machine`` and ``intermediate_machine`` name the machine (the CPU model, the instruction
+sets that choose its numeric kernels, and the visible GPUs, from each run's DONE.json) that
+trained the target run and its intermediate run: `precision: auto` is bf16 on one CPU and fp32 on another, under the same
 run id, so a report must be able to tell when a study's runs came from different machines.
 
 Held-out validation rows (``split == "validation"`` in a run's metrics.jsonl: the task's
