@@ -40,7 +40,7 @@ Trainer lacks:
   forward pass, weights and optimizer in fp32; ``fp16`` = autocast to float16 with a
   gradient scaler, on CUDA only; ``auto`` = bf16 where the device has it natively, else
   fp32 (bf16 gave 2.6x the examples/s of fp32 for e5-small on a 2-core Zen 4 CPU). The
-  rules, and the refusal of emulated bf16, are :mod:`xfer_nb.devices`'; the precision
+  rules, and the refusal of emulated bf16, live in :mod:`xfer_nb.devices`; the precision
   used is recorded in ``TrainResult.precision``.
 
 * **Device.** ``args.device``: ``"auto"`` = CUDA when ``torch.cuda.is_available()``,
