@@ -1,6 +1,5 @@
 """featurize / collate / used_token_ids on real rows of ../shared/data with a tiny tokenizer."""
 import json
-import os
 import time
 
 import datasets

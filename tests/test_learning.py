@@ -1,6 +1,5 @@
 """Every training run is validated on held-out data of its own task, and one that did not
 clear its learning threshold is marked so (xfer_nb.learning), on real data with a tiny model."""
-import json
 
 import pytest
 

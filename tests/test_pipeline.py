@@ -1,6 +1,5 @@
 """Both phases on real data with a tiny encoder (the real XLM-R vocabulary), then zero-shot
 evaluation in several languages of several tasks, through the stage functions the notebooks call."""
-import json
 
 import pytest
 

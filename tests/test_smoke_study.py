@@ -3,13 +3,10 @@ every stage notebook executes, every run folder holds its rendered notebook and 
 the analysis notebook makes the figures and the report, and a second sweep skips everything."""
 import json
 import re
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 XFER_NB = [sys.executable, "-m", "xfer_nb.cli"]

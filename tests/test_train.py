@@ -1,7 +1,6 @@
 """xfer_nb.train on real XNLI English pairs with a tiny random XLM-R encoder: real steps."""
 import dataclasses
 import math
-import sys
 
 import numpy as np
 import pytest

@@ -618,7 +618,7 @@ class Study:
                 f"no effect: equivalent within ±{self.params.smallest_effect:g} (TOST p {_p(r['tost_p'])})",
                 "inconclusive": "inconclusive: neither a difference nor equivalence is shown"}[v]
         if r["hypothesis"] == "positive_control" and v != "gain":
-            tail += f"; the positive control was not detected, so this study cannot detect effects of about this size"
+            tail += "; the positive control was not detected, so this study cannot detect effects of about this size"
         return (f"{head}: {_signed(r['estimate'], dec)} {unit} (95% CI {_signed(r['ci_low'], dec)} to "
                 f"{_signed(r['ci_high'], dec)}; Holm p {_p(r['p_holm'])}; {int(r['n_seeds'])} seeds × "
                 f"{int(r['n_languages'])} languages; MDE {r['mde_80']:.{dec}f}) — {tail}"

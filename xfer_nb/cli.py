@@ -94,7 +94,7 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "plan":
         print(estimates.describe_plan(plan, args.outputs))
         return 0
-    settings = sweep.sweep_settings(plan)
+    settings = grid.sweep_settings(plan)
     workers = args.workers if args.workers is not None else settings.get("workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"sweep.workers={workers!r} in {args.params} is not allowed; use a whole number >= 1")

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from xfer_nb.analysis_run import run_analysis
-from xfer_nb.grid import load_plan
+from xfer_nb.grid import load_plan, sweep_settings
 from xfer_nb.notebook_runner import KERNEL_NAME
 from xfer_nb.outcomes import Summary
 from xfer_nb.paths import output_path, outputs_dir
 from xfer_nb.runs import slug
-from xfer_nb.sweep import sweep, sweep_settings
+from xfer_nb.sweep import sweep
 
 
 def _slug(name: str) -> str:

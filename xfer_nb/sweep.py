@@ -21,7 +21,6 @@ from typing import Any
 
 from xfer_nb.notebook_runner import (KERNEL_NAME, THREAD_ENV, fast_jupyter_imports, reuse_outcomes,
                                      run_spec, threads_per_worker)
-from xfer_nb.grid import SWEEP_KEYS, sweep_settings  # noqa: F401 - part of this module's API
 from xfer_nb.outcomes import FAILED_, SKIPPED, Outcome, Summary
 from xfer_nb.paths import outputs_dir
 from xfer_nb.runs import STAGE_ORDER, RunSpec, is_done
