@@ -384,7 +384,7 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
         progress.close()
         text = stream.getvalue()
         assert "3 runs to do, 2 already done" in text
-        assert "[1 done, 2 failed, 0 to do]" in text and "ValueError: boom" in text
+        assert "[1 done, 1 failed, 1 skipped, 0 to do]" in text and "ValueError: boom" in text  # skipped is no failure
         assert ("3/3" in text) == bar  # tqdm's counter only on a terminal
 
 

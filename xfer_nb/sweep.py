@@ -21,7 +21,7 @@ from typing import Any
 
 from xfer_nb.notebook_runner import (KERNEL_NAME, THREAD_ENV, fast_jupyter_imports, reuse_outcomes,
                                      run_spec, threads_per_worker)
-from xfer_nb.outcomes import FAILED_, SKIPPED, Outcome, Summary
+from xfer_nb.outcomes import BAD_STATUSES, FAILED_, SKIPPED, Outcome, Summary
 from xfer_nb.paths import outputs_dir
 from xfer_nb.runs import STAGE_ORDER, RunSpec, is_done
 
@@ -39,12 +39,15 @@ def _specs(plan: Any, only: str | None) -> list[RunSpec]:
 
 
 class _Progress:
-    """Runs done / failed / to do: a tqdm bar on a terminal, else one line per run."""
+    """Runs done / failed / skipped / to do: a tqdm bar on a terminal, else one line per run.
+    A run skipped for its upstream is not counted as failed: `--only target` skips every
+    target whose intermediate run is not done yet, and none of them failed."""
 
     def __init__(self, total: int, cached: int, stream=None, enabled: bool | None = None):
         self.stream = stream or sys.stderr
         self.total, self.cached = total, cached
-        self.done = self.bad = 0
+        self.done = 0
+        self.bad: dict[str, int] = {}  # status -> count, for each status that is not ok
         tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.bar = None
         if enabled is not False and tty and total:
@@ -66,14 +69,15 @@ class _Progress:
         if o.ok:
             self.done += 1
         else:
-            self.bad += 1
-        left = self.total - self.done - self.bad
+            self.bad[o.status] = self.bad.get(o.status, 0) + 1
+        left = self.total - self.done - sum(self.bad.values())
         note = f" ({o.error})" if o.error else ""
+        counts = {"done": self.done, **{s: self.bad[s] for s in BAD_STATUSES if s in self.bad}, "to do": left}
         self._print(f"[sweep] {o.status:<9} {o.stage}/{o.run_id} {o.seconds:.1f}s{note}"
-                    f"  [{self.done} done, {self.bad} failed, {left} to do]")
+                    f"  [{', '.join(f'{n} {what}' for what, n in counts.items())}]")
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(done=self.done, failed=self.bad, todo=left)
+            self.bar.set_postfix({what.replace(' ', ''): n for what, n in counts.items()})
 
     def close(self) -> None:
         if self.bar is not None:
