@@ -142,6 +142,34 @@ def test_a_level_s_set_that_lost_a_seed_leaves_its_test_and_the_row_says_so(tmp_
     assert row["language_set"] == "en+close,en+far" and pd.isna(row["note"])
 
 
+def test_a_partial_study_tests_the_planned_primary_level_not_the_one_that_finished_first(tmp_path):
+    # levels close (en+close) and far (en+far): far is the more diverse, so it is the primary
+    # level. With none of en+far's runs finished, the primary row waits for it instead of
+    # testing en+close; with 3 of its 5 seeds finished, it is left out as unfinished (not as
+    # a set that did not learn)
+    def gain(n, s, lang):
+        return {"en+close": 1.0, "en+far": 4.0}.get(s, 0.0) if L.tier(lang) == "low" else 0.0
+    df = table(gain, seed_sd=0.1, noise_sd=0.1)
+    params = analysis_params.parse({"primary": ["diversity"], "english_control": "en",
+                                    "diversity_levels": {"close": ["en+close"], "far": ["en+far"]}})
+    planned = {name: ",".join(langs) for name, langs in SETS.items()}
+    no_far = df[df["language_set"] != "en+far"]
+    row = primary(study(no_far, tmp_path, params=params, planned_sets=planned)).loc[("diversity", "udpos")]
+    assert pd.isna(row["estimate"]) and row["comparison"] == "far minus en"
+    assert row["note"] == "not testable yet: far (en+far) has no finished run"
+    # without the plan's sets (a table alone), the finished level is all there is to test
+    row = primary(study(no_far, tmp_path, params=params)).loc[("diversity", "udpos")]
+    assert row["language_set"] == "en+close" and row["estimate"] == pytest.approx(1.0, abs=0.2)
+
+    two_levels = analysis_params.parse({"primary": ["diversity"], "english_control": "en",
+                                        "diversity_levels": {"mixed": ["en+close", "en+far"]}})
+    part_far = df[~((df["language_set"] == "en+far") & (df["seed"] >= 3))]
+    row = primary(study(part_far, tmp_path, params=two_levels, planned_sets=planned)).loc[("diversity", "udpos")]
+    assert row["language_set"] == "en+close" and row["n_seeds"] == 5
+    assert row["note"] == ("en+far left out: the test keeps the languages every seed has, and en+far has no "
+                           "finished run in every seed yet")
+
+
 def test_runs_that_did_not_learn_are_counted_shown_and_kept_out(tmp_path):
     def gain(n, s, lang):
         return 1.0

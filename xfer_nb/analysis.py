@@ -54,6 +54,14 @@ LIMITATIONS = (
 )
 
 
+def _distance(langs: str) -> float:
+    """Mean pairwise URIEL distance of a comma-separated language set (NaN if unknown)."""
+    try:
+        return float(languages.diversity(langs)["mean_pairwise_distance"])
+    except (KeyError, ValueError):
+        return math.nan
+
+
 def _is_false(s: pd.Series) -> pd.Series:
     return s.map(lambda v: v is False or (isinstance(v, (bool, np.bool_)) and not v)
                  or (isinstance(v, str) and v.strip().lower() == "false")
@@ -68,6 +76,9 @@ class Study:
     figures: dict[str, list[Path]] = field(default_factory=dict)
     params: analysis_params.AnalysisParams = field(default_factory=analysis_params.AnalysisParams)
     missing: list[str] = field(default_factory=list)   # planned runs without a finished result
+    # every planned language set with intermediate data: name -> its languages ("en,de"),
+    # so a partial study still knows which level is the most diverse
+    planned_sets: dict[str, str] = field(default_factory=dict)
     captions: dict[str, str] = field(default_factory=dict)  # figure name -> what is plotted over what units
 
     # ------------------------------------------------------------ tables of runs
@@ -229,29 +240,55 @@ class Study:
             rows.append({"language_set": name, "languages": str(langs).replace(",", " "), **d})
         return pd.DataFrame(rows).sort_values(["mean_pairwise_distance", "language_set"], na_position="first")
 
-    def _diverse_choice(self) -> tuple[str, list[str], int] | None:
-        """(label, sets, size) of the most diverse set or level against the English control, at
-        the largest size the sets share with that control (None: nothing to compare)."""
+    def _diverse_target(self) -> tuple[str, list[str]] | None:
+        """(label, sets) of the most diverse level (or set) among those planned, finished or
+        not: a partial study tests the level the params file makes primary, never a less
+        diverse one that happens to have finished first (None: no set besides English)."""
         g, eng = self.gains, self.english_set
-        if not len(g) or eng is None:
+        if eng is None:
             return None
-        others = [s for s in g["language_set"].unique() if s != eng]
+        finished = self.set_diversity.set_index("language_set")["mean_pairwise_distance"].to_dict()
+        div = {s: finished.get(s, _distance(langs)) for s, langs in self.planned_sets.items()}
+        div.update(finished)
+        others = [s for s in dict.fromkeys([*self.planned_sets, *(g["language_set"].unique() if len(g) else [])])
+                  if s != eng and s in div]
         if not others:
             return None
-        div = self.set_diversity.set_index("language_set")["mean_pairwise_distance"]
         levels = {k: [s for s in v if s in others] for k, v in self.params.diversity_levels.items()}
         levels = {k: v for k, v in levels.items() if v}
         if levels:
             label = max(levels, key=lambda k: np.nanmean([div.get(s, np.nan) for s in levels[k]]))
-            sets = levels[label]
-        else:
-            label = max(others, key=lambda s: (np.nan_to_num(div.get(s, np.nan), nan=-1.0), s))
-            sets = [label]
+            return label, levels[label]
+        label = max(others, key=lambda s: (np.nan_to_num(div.get(s, np.nan), nan=-1.0), s))
+        return label, [label]
+
+    def _diverse_choice(self) -> tuple[str, list[str], int] | None:
+        """(label, sets, size) of the most diverse set or level against the English control, at
+        the largest size its finished sets share with that control (None: nothing to compare)."""
+        g, eng = self.gains, self.english_set
+        target = self._diverse_target()
+        if not len(g) or target is None:
+            return None
+        label, planned = target
+        sets = [s for s in planned if s in set(g["language_set"])]
+        if not sets:
+            return None
         ctrl_sizes = set(g.loc[g["language_set"] == eng, "intermediate_size"])
         shared = set.intersection(ctrl_sizes, *(set(g.loc[g["language_set"] == s, "intermediate_size"]) for s in sets))
         if not shared:
             return None
         return label, sets, int(max(shared))
+
+    def _why_left_out(self, sets: list[str]) -> str:
+        """Why each set is not in a test that keeps complete seeds: a run that did not learn,
+        or runs not finished yet (a partial study)."""
+        nl = self.not_learned()
+        failed = set(nl.loc[nl["stage"] == "intermediate", "language set"]) if len(nl) else set()
+        bad = [s for s in sets if s in failed]
+        unfinished = [s for s in sets if s not in failed]
+        parts = [f"{', '.join(bad)} did not learn in every seed"] if bad else []
+        parts += [f"{', '.join(unfinished)} has no finished run in every seed yet"] if unfinished else []
+        return " and ".join(parts)
 
     def _set_vs_control(self, sets: list[str], size: int, task: str | None = None) -> pd.DataFrame:
         """Per (seed, language set, task, language): gain of the set minus the English control's
@@ -331,21 +368,25 @@ class Study:
             diverse = not choice or bool(len(t)) and task in set(t.loc[t["language_set"].isin(choice[1]), "task"])
             if diverse and ("diversity" in P.primary or "tier_interaction_diversity" in P.primary):
                 d = self._set_vs_control(choice[1], choice[2], task) if choice else pd.DataFrame()
+                target = self._diverse_target()
                 note = None if choice else "not testable: no language set shares a size with the English control"
+                if not choice and target and not (set(target[1]) & set(self.gains["language_set"])):
+                    note = f"not testable yet: {target[0]} ({', '.join(target[1])}) has no finished run"
                 if choice and len(d) and not (d["tier"] == "low").any():
                     note = (f"not testable: no low-resource evaluation language of {task} is unseen by "
                             f"{', '.join(choice[1])}")
                     d = d.iloc[:0]
-                planned = list(choice[1]) if choice else []
+                planned = list(target[1]) if choice and target else []
                 # one seeds x (set, language) matrix of the low tier: the test and the sets it kept
                 low = stats.seed_item_matrix(d[d["tier"] == "low"], item=("language_set", "language")) if len(d) \
                     else pd.DataFrame()
                 sets = sorted({c.split("|")[0] for c in low.columns}) if len(d) else planned
                 left_out = [s for s in planned if s not in sets]
                 if left_out and not note:
-                    note = (f"{', '.join(left_out)} left out: the test keeps the languages every seed has, "
-                            f"and {', '.join(left_out)} did not learn in every seed")
-                label = f"{choice[0]} minus {self.english_set} at {choice[2]:,} examples" if choice else "diverse minus English"
+                    note = (f"{', '.join(left_out)} left out: the test keeps the languages every seed has, and "
+                            + self._why_left_out(left_out))
+                label = (f"{choice[0]} minus {self.english_set} at {choice[2]:,} examples" if choice else
+                         f"{target[0]} minus {self.english_set}" if target else "diverse minus English")
                 extra = dict(language_set=",".join(sets) if sets else None, versus=self.english_set,
                              intermediate_size=choice[2] if choice else None, languages="zero-shot, unseen by the set")
                 if "diversity" in P.primary:
@@ -899,4 +940,8 @@ def load(params_file: str | os.PathLike, outputs_dir: str | os.PathLike | None =
             axes = ", ".join(f"{k}={v}" for k, v in point.items() if k != "target_run")
             missing.append(f"target run {point['target_run']} ({axes})")
     missing = list(dict.fromkeys(missing))
-    return Study(plan.name, table, outputs, params=analysis_params.parse(params.get("analysis")), missing=missing)
+    sets = params.get("language_sets") or {"en": ["en"]}
+    planned_sets = {p["language_set"]: ",".join(sets[p["language_set"]]) for p in plan.points
+                    if p.get("intermediate_task", "none") != "none" and p.get("language_set") in sets}
+    return Study(plan.name, table, outputs, params=analysis_params.parse(params.get("analysis")), missing=missing,
+                 planned_sets=planned_sets)
