@@ -240,6 +240,7 @@ class Study:
             rows.append({"language_set": name, "languages": str(langs).replace(",", " "), **d})
         return pd.DataFrame(rows).sort_values(["mean_pairwise_distance", "language_set"], na_position="first")
 
+    @cached_property
     def _diverse_target(self) -> tuple[str, list[str]] | None:
         """(label, sets) of the most diverse level (or set) among those planned, finished or
         not: a partial study tests the level the params file makes primary, never a less
@@ -248,7 +249,7 @@ class Study:
         if eng is None:
             return None
         finished = self.set_diversity.set_index("language_set")["mean_pairwise_distance"].to_dict()
-        div = {s: finished.get(s, _distance(langs)) for s, langs in self.planned_sets.items()}
+        div = {s: _distance(langs) for s, langs in self.planned_sets.items() if s not in finished}
         div.update(finished)
         others = [s for s in dict.fromkeys([*self.planned_sets, *(g["language_set"].unique() if len(g) else [])])
                   if s != eng and s in div]
@@ -266,7 +267,7 @@ class Study:
         """(label, sets, size) of the most diverse set or level against the English control, at
         the largest size its finished sets share with that control (None: nothing to compare)."""
         g, eng = self.gains, self.english_set
-        target = self._diverse_target()
+        target = self._diverse_target
         if not len(g) or target is None:
             return None
         label, planned = target
@@ -368,7 +369,7 @@ class Study:
             diverse = not choice or bool(len(t)) and task in set(t.loc[t["language_set"].isin(choice[1]), "task"])
             if diverse and ("diversity" in P.primary or "tier_interaction_diversity" in P.primary):
                 d = self._set_vs_control(choice[1], choice[2], task) if choice else pd.DataFrame()
-                target = self._diverse_target()
+                target = self._diverse_target
                 note = None if choice else "not testable: no language set shares a size with the English control"
                 if not choice and target and not (set(target[1]) & set(self.gains["language_set"])):
                     note = f"not testable yet: {target[0]} ({', '.join(target[1])}) has no finished run"
